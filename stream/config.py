@@ -1,0 +1,145 @@
+"""Settings: one validated object, read from ``MICROSEG_*`` environment variables at start-up.
+
+``Settings.load()`` is called once by each entry point; a bad value raises `ConfigError` naming
+the variable and what it accepts, before anything connects anywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.errors import ConfigError
+
+_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
+
+TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def parse_brokers(value: str) -> list[str]:
+    """Parse ``kafka://h:p[,h:p…]`` (or plain ``h:p[,…]``) into ``["h:p", …]``.
+
+    >>> parse_brokers("kafka://a:9092,b:9093")
+    ['a:9092', 'b:9093']
+    >>> parse_brokers("localhost:9092")
+    ['localhost:9092']
+    """
+    rest = value.strip()
+    if rest.startswith("kafka://"):
+        rest = rest[len("kafka://") :]
+    elif "://" in rest:
+        raise ValueError("scheme must be kafka:// (or none)")
+    hosts = [h.strip() for h in rest.split(",") if h.strip()]
+    if not hosts:
+        raise ValueError("no host:port given")
+    for h in hosts:
+        m = _HOST_PORT.match(h)
+        if not m or not 1 <= int(m["port"]) <= 65535:
+            raise ValueError(f"{h!r} is not host:port with a port in 1-65535")
+    return hosts
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Environment variable = ``MICROSEG_`` + field name, upper case.
+
+    Attributes are documented in README.md ("Settings"); keep the two in step.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MICROSEG_", extra="ignore", frozen=True)
+
+    broker: str | None = None
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 6
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]{1,100}$")] = "microseg"
+    web_bind: str = "127.0.0.1"
+    web_port: Port = 6066
+    web_expose_tables: bool = False
+    data_dir: Path = Path("data")
+    store: Literal["rocksdb://", "memory://"] = "rocksdb://"
+
+    topic_clickstream: TopicName = "clickstream"
+    topic_email: TopicName = "email"
+    topic_purchases: TopicName = "purchases"
+    topic_dead_letter: TopicName = "dead-letter"
+    topic_segment_changes: TopicName = "segment-changes"
+    topic_segment_events: TopicName = "segment-events"
+    topic_segment_model: TopicName = "segment-model"
+    topic_feature_samples: TopicName = "feature-samples"
+
+    max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
+    future_tolerance_s: Annotated[float, Field(ge=0)] = 600.0
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    batch_window_s: Annotated[float, Field(gt=0, le=10)] = 0.05
+
+    embedded_broker_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        parse_brokers(v)
+        return v.strip()
+
+    @field_validator("web_bind")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        ipaddress.ip_address(v)  # raises ValueError: an IP literal, so the bind is explicit
+        return v
+
+    @property
+    def brokers(self) -> list[str] | None:
+        """``["host:port", …]``, or None when the embedded broker is to be used."""
+        return parse_brokers(self.broker) if self.broker else None
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """Stream name → topic name for the three input streams."""
+        return {
+            "clickstream": self.topic_clickstream,
+            "email": self.topic_email,
+            "purchases": self.topic_purchases,
+        }
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Read and validate the environment once; raise `ConfigError` saying what to fix."""
+        try:
+            settings = cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors(include_url=False):
+                name = "MICROSEG_" + "_".join(str(p) for p in err["loc"][:1]).upper()
+                lines.append(f"{name}: {err['msg']} (got {_shown(err)})")
+            raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        if settings.sasl_mechanism and not (settings.sasl_username and settings.sasl_password):
+            raise ConfigError(
+                "MICROSEG_SASL_MECHANISM is set: MICROSEG_SASL_USERNAME and "
+                "MICROSEG_SASL_PASSWORD are required too"
+            )
+        if settings.security_protocol.startswith("SASL") and not settings.sasl_mechanism:
+            raise ConfigError(
+                f"MICROSEG_SECURITY_PROTOCOL={settings.security_protocol} needs "
+                "MICROSEG_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        return settings
+
+
+def _shown(err: object) -> str:
+    value = err.get("input") if isinstance(err, dict) else None
+    if isinstance(value, str | int | float) and "password" not in str(err.get("loc")):  # type: ignore[union-attr]
+        return repr(value)
+    return "a value that is not shown"

@@ -1,0 +1,166 @@
+"""Decode and validate one raw Kafka record into a contract event or a rejection.
+
+The function is pure: the "now" for the future-timestamp check is the record's own timestamp
+(the producer's create time), passed in by the caller, never the clock.
+
+>>> v = Validator(Limits(max_message_bytes=64))
+>>> v.validate(b'{"a": 1}', b"c1", stream=Stream.EMAIL).reason
+<Reason.UNKNOWN_TYPE: 'unknown_type'>
+>>> v.validate(b"x" * 65, b"c1").reason
+<Reason.OVERSIZED: 'oversized'>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from stream.core.events import (
+    EVENT_ADAPTER,
+    STREAM_OF_TYPE,
+    ClickEvent,
+    EmailEvent,
+    PurchaseEvent,
+    Stream,
+    event_time_ms,
+)
+from stream.core.reasons import Reason
+
+AnyEvent = ClickEvent | EmailEvent | PurchaseEvent
+
+_MONEY_FIELDS = frozenset({"amount", "price", "discount", "unit_price"})
+# When pydantic reports several problems, the most fundamental one names the event's fault.
+_PRIORITY = (
+    Reason.NOT_JSON,
+    Reason.NOT_OBJECT,
+    Reason.UNKNOWN_TYPE,
+    Reason.MISSING_FIELD,
+    Reason.WRONG_TYPE,
+    Reason.BAD_TIMESTAMP,
+    Reason.NEGATIVE_AMOUNT,
+    Reason.INVALID_VALUE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Validation limits.
+
+    Parameters
+    ----------
+    max_message_bytes
+        Larger messages are rejected as ``oversized`` before they are parsed.
+    future_tolerance_ms
+        An event whose ``ts`` is later than the record's timestamp plus this is rejected as
+        ``future_timestamp``.
+    """
+
+    max_message_bytes: int = 1_048_576
+    future_tolerance_ms: int = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A bad event: a reason code and a human-readable detail (field names, never values)."""
+
+    reason: Reason
+    detail: str
+
+
+class Validator:
+    """Turns raw records into events or rejections.
+
+    Parameters
+    ----------
+    limits
+        The size and time limits to apply.
+    """
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    def validate(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        stream: Stream | None = None,
+        reference_ms: int | None = None,
+    ) -> AnyEvent | Rejection:
+        """Validate one record.
+
+        Parameters
+        ----------
+        value
+            The message bytes.
+        key
+            The message key; it must equal ``customer_id`` (UTF-8).
+        stream
+            The stream whose topic the record came from, or None when unknown (files).
+        reference_ms
+            The record's timestamp in ms since the epoch, for the future-timestamp check;
+            None skips the check.
+        """
+        if value is None:
+            return Rejection(Reason.NOT_JSON, "message has no value (null)")
+        size = len(value)
+        if size > self.limits.max_message_bytes:
+            return Rejection(
+                Reason.OVERSIZED,
+                f"message is {size} bytes, limit {self.limits.max_message_bytes}",
+            )
+        try:
+            event = EVENT_ADAPTER.validate_json(value)
+        except ValidationError as exc:
+            return _rejection_from(exc)
+        if stream is not None and STREAM_OF_TYPE[event.type] is not stream:
+            return Rejection(
+                Reason.WRONG_STREAM,
+                f"type {event.type!r} belongs to {STREAM_OF_TYPE[event.type].value}, "
+                f"not {stream.value}",
+            )
+        if key is None:
+            return Rejection(Reason.MISSING_KEY, "message key is absent; expected customer_id")
+        if key != event.customer_id.encode():
+            return Rejection(Reason.KEY_MISMATCH, "message key differs from customer_id")
+        if reference_ms is not None:
+            ahead = event_time_ms(event.ts) - reference_ms
+            if ahead > self.limits.future_tolerance_ms:
+                return Rejection(
+                    Reason.FUTURE_TIMESTAMP,
+                    f"ts is {ahead} ms after the record time, "
+                    f"tolerance {self.limits.future_tolerance_ms} ms",
+                )
+        return event
+
+
+def _classify(error: Any) -> Reason:
+    kind: str = error["type"]
+    loc: tuple[Any, ...] = error["loc"]
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+    if kind == "json_invalid":
+        return Reason.NOT_JSON
+    if kind in ("dict_type", "model_type", "model_attributes_type") and len(loc) == 0:
+        return Reason.NOT_OBJECT
+    if kind == "union_tag_invalid":
+        return Reason.UNKNOWN_TYPE
+    if kind in ("missing", "union_tag_not_found") or error.get("input", 0) is None:
+        return Reason.MISSING_FIELD
+    if field == "ts" and len(loc) == 2:
+        return Reason.BAD_TIMESTAMP
+    if kind == "greater_than_equal" and field in _MONEY_FIELDS:
+        return Reason.NEGATIVE_AMOUNT
+    if kind.endswith("_type") or kind in ("list_type", "is_instance_of"):
+        return Reason.WRONG_TYPE
+    return Reason.INVALID_VALUE
+
+
+def _rejection_from(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False, include_context=False)
+    ranked = sorted(((_PRIORITY.index(_classify(e)), i) for i, e in enumerate(errors)))
+    first = errors[ranked[0][1]]
+    reason = _PRIORITY[ranked[0][0]]
+    where = ".".join(str(p) for p in first["loc"][1:]) or "<message>"
+    return Rejection(reason, f"{where}: {first['msg']}")
