@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from types import TracebackType
 
 from stream.errors import EmbeddedBrokerError
@@ -140,3 +141,16 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def broker_for(brokers: list[str] | None, port: int = 0) -> Iterator[tuple[list[str], bool]]:
+    """Yield ``(bootstrap, embedded)``: the configured brokers, or a fresh embedded one.
+
+    The embedded broker is stopped when the block ends, however it ends.
+    """
+    if brokers:
+        yield brokers, False
+        return
+    with EmbeddedBroker(port=port) as broker:
+        yield [broker.bootstrap], True

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     MISSING_KEY = "missing_key"
     KEY_MISMATCH = "key_mismatch"
     WRONG_STREAM = "wrong_stream"
+    PROCESSING_ERROR = "processing_error"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -47,6 +48,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_KEY: "the Kafka message has no key",
     Reason.KEY_MISMATCH: "the Kafka key differs from `customer_id`",
     Reason.WRONG_STREAM: "the event's `type` belongs to another stream's topic",
+    Reason.PROCESSING_ERROR: "valid, but processing it raised; kept here so it is not lost",
 }
 
 

@@ -1,4 +1,4 @@
-"""Wiring checks for the deployment files: docker-compose.yml, deploy/Dockerfile, deploy/prometheus.yml.
+"""Wiring checks for docker-compose.yml, deploy/Dockerfile and deploy/prometheus.yml.
 
 These read the files only; they need neither Docker nor a broker.
 """
@@ -15,15 +15,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
 
-# Every setting microseg reads from the environment. This mirrors stream/config.py: a MICROSEG_*
-# name used in the deployment files that is not here is a setting the service would ignore.
+# Every setting microseg reads from the environment. This mirrors the fields of
+# stream.config.Settings (test_known_settings_mirror_config keeps the two equal): a MICROSEG_* name
+# used in the deployment files that is not here is a setting the service would silently ignore.
 KNOWN_SETTINGS = frozenset(
     {
         "MICROSEG_BROKER",
@@ -46,6 +45,14 @@ KNOWN_SETTINGS = frozenset(
         "MICROSEG_SASL_MECHANISM",
         "MICROSEG_SASL_USERNAME",
         "MICROSEG_SASL_PASSWORD",
+        "MICROSEG_SSL_CAFILE",
+        "MICROSEG_WEB_EXPOSE_TABLES",
+        "MICROSEG_MAX_MESSAGE_BYTES",
+        "MICROSEG_FUTURE_TOLERANCE_S",
+        "MICROSEG_BATCH_SIZE",
+        "MICROSEG_BATCH_WINDOW_S",
+        "MICROSEG_EMBEDDED_BROKER_PORT",
+        "MICROSEG_LOG_LEVEL",
     }
 )
 SECURITY_PROTOCOLS = {"PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"}
@@ -64,7 +71,9 @@ TOPOLOGY_SETTINGS = {
     "MICROSEG_SECURITY_PROTOCOL",
     "MICROSEG_SASL_MECHANISM",
     "MICROSEG_SASL_USERNAME",
+    "MICROSEG_SSL_CAFILE",
     "MICROSEG_APP_ID",
+    "MICROSEG_MAX_MESSAGE_BYTES",
 } | {name for name in KNOWN_SETTINGS if name.startswith("MICROSEG_TOPIC_")}
 
 KAFKA_SERVICE = "kafka"
@@ -186,9 +195,7 @@ def _dockerfile(instruction: str) -> list[str]:
 
 
 def _dockerfile_exposed_ports() -> set[int]:
-    return {
-        int(token.split("/")[0]) for args in _dockerfile("EXPOSE") for token in args.split()
-    }
+    return {int(token.split("/")[0]) for args in _dockerfile("EXPOSE") for token in args.split()}
 
 
 def _container_web_port(env: dict[str, str]) -> int:
@@ -201,7 +208,8 @@ def _container_web_port(env: dict[str, str]) -> int:
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    assert isinstance(data, dict)
+    assert isinstance(data.get("services"), dict)
     return data
 
 
@@ -247,7 +255,7 @@ def test_kafka_is_official_image_in_kraft_mode(
     assert services[KAFKA_SERVICE]["image"] == "apache/kafka:3.9.0"
     roles = {role.strip() for role in kafka_env["KAFKA_PROCESS_ROLES"].split(",")}
     assert roles == {"broker", "controller"}
-    assert kafka_env.get("CLUSTER_ID"), "the apache/kafka image refuses KRaft mode without CLUSTER_ID"
+    assert kafka_env.get("CLUSTER_ID"), "apache/kafka refuses KRaft mode without CLUSTER_ID"
     assert not any(key.startswith("KAFKA_ZOOKEEPER") for key in kafka_env)
 
 
@@ -413,8 +421,18 @@ def test_replication_fits_single_broker(services: dict[str, dict[str, Any]]) -> 
 # --------------------------------------------------------------------------- compose: settings
 
 
+def test_known_settings_mirror_config() -> None:
+    from stream.config import Settings
+
+    fields = {"MICROSEG_" + name.upper() for name in Settings.model_fields}
+    assert fields == KNOWN_SETTINGS, (
+        f"only in stream/config.py: {sorted(fields - KNOWN_SETTINGS)}; "
+        f"only in this test: {sorted(KNOWN_SETTINGS - fields)}"
+    )
+
+
 def test_every_microseg_setting_in_compose_is_known(services: dict[str, dict[str, Any]]) -> None:
-    used = {key for service in services.values() for key in _env(service) if key.startswith("MICROSEG_")}
+    used = {key for svc in services.values() for key in _env(svc) if key.startswith("MICROSEG_")}
     assert used, "compose sets no MICROSEG_* settings at all"
     assert used <= KNOWN_SETTINGS, f"unknown settings: {sorted(used - KNOWN_SETTINGS)}"
     # Also names that appear only in comments or ${...} interpolation.
@@ -453,12 +471,11 @@ def test_prometheus_scrapes_every_worker_on_web_port(
     jobs = {job["job_name"]: job for job in prometheus_config["scrape_configs"]}
     job = jobs["microseg"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
-    interval = job.get("scrape_interval", prometheus_config.get("global", {}).get("scrape_interval"))
+    default_interval = prometheus_config.get("global", {}).get("scrape_interval")
+    interval = job.get("scrape_interval", default_interval)
     assert interval == "15s"
     targets = {t for group in job["static_configs"] for t in group["targets"]}
-    expected = {
-        f"{name}:{_container_web_port(_env(services[name]))}" for name in WORKER_SERVICES
-    }
+    expected = {f"{name}:{_container_web_port(_env(services[name]))}" for name in WORKER_SERVICES}
     assert targets == expected
 
 
@@ -496,8 +513,10 @@ def test_dockerfile_healthcheck_uses_python_against_health() -> None:
     checks = _dockerfile("HEALTHCHECK")
     assert len(checks) == 1
     check = checks[0]
-    assert "urllib" in check and "/health" in check
-    assert "curl" not in check and "wget" not in check
+    assert "urllib" in check
+    assert "/health" in check
+    assert "curl" not in check
+    assert "wget" not in check
 
 
 def test_dockerfile_env_settings_are_known() -> None:

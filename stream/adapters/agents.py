@@ -1,0 +1,135 @@
+"""Faust agents. Thin: they turn Kafka messages into `RawRecord`s, run the core, and write back.
+
+Hazards of faust-streaming 0.15 designed around (see README, "Delivery"):
+
+* ``concurrency=1``: with more, the consumer can commit past an event still in flight.
+* An exception escaping an agent acks the message: every agent catches everything, retries the
+  batch record by record, and dead-letters (``processing_error``) any record that still fails.
+* Faust picks the table partition (changelog and RocksDB) from the *current event*. A batch spans
+  partitions, so each table read and write runs with the customer's own last event as current.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from faust.streams import _current_event
+
+from stream.core.deadletter import DeadLetter, Origin
+from stream.core.ingest import BatchResult, RawRecord
+from stream.core.reasons import Reason
+from stream.core.state import CustomerState, StateDecodeError
+
+if TYPE_CHECKING:
+    from stream.adapters.app import Service
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event (table partition routing) for the block."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def to_record(svc: Service, event: Any) -> RawRecord:
+    """A Faust event as a core `RawRecord`."""
+    m = event.message
+    ts = m.timestamp
+    return RawRecord(
+        topic=m.topic,
+        stream=svc.stream_of_topic.get(m.topic),
+        partition=m.partition,
+        offset=m.offset,
+        timestamp_ms=int(ts * 1000) if ts else None,
+        key=m.key,
+        value=m.value,
+    )
+
+
+def register(svc: Service) -> None:
+    """Attach the agents to ``svc.app``."""
+
+    @svc.app.agent(svc.input_topic, name="ingest", concurrency=1)  # type: ignore[misc]
+    async def ingest(stream: Any) -> None:
+        settings = svc.settings
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
+            await process_events(svc, events)
+
+
+async def process_events(svc: Service, events: Sequence[Any]) -> None:
+    """Process one batch; never raises."""
+    started = time.perf_counter()
+    try:
+        await _apply(svc, events, [to_record(svc, e) for e in events])
+    except Exception:
+        svc.metrics.agent_errors.labels("ingest").inc()
+        log.exception("batch of %d records failed; retrying one by one", len(events))
+        for event in events:
+            try:
+                await _apply(svc, [event], [to_record(svc, event)])
+            except Exception as exc:
+                log.exception("record %s[%d]@%d failed", event.message.topic,
+                              event.message.partition, event.message.offset)  # fmt: skip
+                await _dead_letter_failure(svc, event, exc)
+    svc.metrics.batch_seconds.observe(time.perf_counter() - started)
+    svc.metrics.batch_size.observe(len(events))
+
+
+async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) -> None:
+    table = svc.customers
+    by_key = {e.message.key: e for e in events}
+
+    def load(customer_id: str) -> CustomerState | None:
+        key = customer_id.encode()
+        with as_current(by_key[key]):
+            raw = table.get(key)
+        if raw is None:
+            return None
+        try:
+            return CustomerState.decode(raw)
+        except StateDecodeError:
+            svc.metrics.agent_errors.labels("state_decode").inc()
+            log.error("unreadable customer state in partition %d; starting it afresh",
+                      by_key[key].message.partition)  # fmt: skip
+            return None
+
+    result: BatchResult = svc.ingest.process(records, load)
+    for dl in result.dead_letters:
+        await _send_dead_letter(svc, dl)
+    for customer_id, state in result.changed.items():
+        key = customer_id.encode()
+        with as_current(by_key[key]):
+            table[key] = state.encode()
+    svc.metrics.observe(result)
+
+
+async def _send_dead_letter(svc: Service, dl: DeadLetter) -> None:
+    key = None if dl.key_b64 is None else base64.b64decode(dl.key_b64)
+    await svc.dead_letter_topic.send(key=key, value=dl.to_bytes(), partition=dl.source.partition)
+
+
+async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None:
+    rec = to_record(svc, event)
+    dl = DeadLetter.build(
+        rec.value, rec.key, Origin(rec.topic, rec.partition, rec.offset, rec.timestamp_ms),
+        Reason.PROCESSING_ERROR, f"{type(exc).__name__} while processing",
+        max_bytes=svc.settings.max_message_bytes,
+    )  # fmt: skip
+    try:
+        await _send_dead_letter(svc, dl)
+        stream = rec.stream.value if rec.stream else "unknown"
+        svc.metrics.dead_letters.labels(stream, Reason.PROCESSING_ERROR.value).inc()
+        svc.metrics.events.labels(stream, "invalid", "dead_lettered").inc()
+    except Exception:
+        log.exception("could not dead-letter a failed record")

@@ -1,0 +1,127 @@
+"""The Faust application: topics, the customer table, agents and web views, wired from settings.
+
+`build_app` makes everything at call time; importing this module does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from stream.adapters.metrics import Metrics
+from stream.config import Settings
+from stream.core.events import Stream
+from stream.core.ingest import Ingest
+from stream.core.validation import Limits
+
+
+@dataclass
+class Service:
+    """Everything a running worker holds: the Faust app and what its agents and views share."""
+
+    app: faust.App
+    settings: Settings
+    metrics: Metrics
+    ingest: Ingest
+    stream_of_topic: dict[str, Stream]
+    input_topic: Any
+    dead_letter_topic: Any
+    customers: Any
+
+
+def faust_settings(settings: Settings, bootstrap: list[str], embedded: bool) -> dict[str, Any]:
+    """The Faust configuration for these settings (production-safe defaults)."""
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h}" for h in bootstrap],
+        "store": settings.store,
+        "datadir": str(settings.data_dir),
+        "autodiscover": False,
+        "web_bind": settings.web_bind,
+        "web_port": settings.web_port,
+        "web_host": _advertised_host(settings.web_bind),
+        "web_router_enabled": False,
+        "web_tables_enabled": settings.web_expose_tables,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_metrics_enabled": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "processing_guarantee": "at_least_once",
+        "producer_max_request_size": 4 * settings.max_message_bytes + 65_536,
+        "consumer_max_fetch_size": 4 * settings.max_message_bytes + 65_536,
+        "producer_acks": -1,
+        "broker_credentials": _credentials(settings),
+        "logging_config": None,
+    }
+    if embedded:
+        from stream.adapters import tansu_compat
+
+        conf.update(tansu_compat.faust_settings())
+    return conf
+
+
+def _advertised_host(bind: str) -> str:
+    """The host other workers use to reach this one (its hostname when bound to a wildcard)."""
+    import socket
+
+    return socket.gethostname() if bind in ("0.0.0.0", "::") else bind  # noqa: S104
+
+
+def _credentials(settings: Settings) -> Any:
+    """Faust broker credentials from the security settings (None for PLAINTEXT)."""
+    import ssl
+
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
+    ctx = ssl.create_default_context(cafile=cafile) if protocol.endswith("SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ctx)
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    return faust.SASLCredentials(
+        username=settings.sasl_username,
+        password=password,
+        ssl_context=ctx,
+        mechanism=settings.sasl_mechanism,
+    )
+
+
+def build_app(settings: Settings, bootstrap: list[str], embedded: bool = False) -> Service:
+    """Create the Faust app with its topics, table, agents and views."""
+    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap, embedded))
+    topics = settings.input_topics
+    stream_of_topic = {topics[s.value]: s for s in Stream}
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    input_topic = app.topic(*topics.values(), **raw)
+    dead_letter_topic = app.topic(settings.topic_dead_letter, **raw)
+    customers = app.Table(
+        "customers",
+        partitions=settings.partitions,
+        schema=faust.Schema(**raw),
+        extra_topic_configs={"cleanup.policy": "compact"},
+    )
+    service = Service(
+        app=app,
+        settings=settings,
+        metrics=Metrics(),
+        ingest=Ingest(
+            Limits(
+                max_message_bytes=settings.max_message_bytes,
+                future_tolerance_ms=int(settings.future_tolerance_s * 1000),
+            )
+        ),
+        stream_of_topic=stream_of_topic,
+        input_topic=input_topic,
+        dead_letter_topic=dead_letter_topic,
+        customers=customers,
+    )
+    from stream.adapters import agents, web
+
+    agents.register(service)
+    web.register(service)
+    return service

@@ -1,0 +1,40 @@
+"""HTTP views on the worker's Faust web server: ``/metrics``, ``/health``, ``/ready``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stream.adapters.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from stream.adapters.app import Service
+
+
+def is_ready(svc: Service) -> bool:
+    """Partitions assigned and table recovery finished."""
+    app = svc.app
+    try:
+        recovered = app.tables.recovery.completed.is_set()
+    except AttributeError:
+        recovered = False
+    assigned = bool(app.consumer.assignment()) if app.consumer else False
+    return bool(recovered and assigned and not app.rebalancing)
+
+
+def register(svc: Service) -> None:
+    """Attach the views to ``svc.app``."""
+    app = svc.app
+
+    @app.page("/metrics")  # type: ignore[misc]
+    async def metrics(web: Any, request: Any) -> Any:
+        svc.metrics.ready.set(1 if is_ready(svc) else 0)
+        return web.bytes(svc.metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0])
+
+    @app.page("/health")  # type: ignore[misc]
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/ready")  # type: ignore[misc]
+    async def ready(web: Any, request: Any) -> Any:
+        ok = is_ready(svc)
+        return web.json({"ready": ok}, status=200 if ok else 503)

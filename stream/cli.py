@@ -1,0 +1,136 @@
+"""The ``microseg`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stream.errors import MicrosegError
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from stream.adapters.embedded import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port).start()
+    print(f"embedded broker (Tansu, in memory) on {broker.url}; Ctrl-C stops it", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        broker.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        broker.stop()
+        return 0
+    return code
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from stream.config import Settings
+    from stream.worker import run_worker
+
+    return run_worker(Settings.load())
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from stream.adapters.topics import ensure_topics
+    from stream.config import Settings
+
+    settings = Settings.load()
+    if not settings.brokers:
+        raise MicrosegError("MICROSEG_BROKER must be set for `topics create`")
+    created = ensure_topics(settings, settings.brokers)
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from stream.core.schemas import contract_schemas, render
+
+    out: Path = args.dir
+    out.mkdir(parents=True, exist_ok=True)
+    stale = []
+    for name, schema in sorted(contract_schemas().items()):
+        path = out / name
+        text = render(schema)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print("out of date: " + ", ".join(stale) + " (run `microseg schemas export`)")
+        return 1
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from stream.replay import run_replay
+
+    return run_replay(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="microseg", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-wire broker (Tansu) in the foreground")
+    b.add_argument("--port", type=int, default=9092)
+    b.set_defaults(func=_broker)
+
+    w = sub.add_parser("worker", help="run a worker (embedded broker if MICROSEG_BROKER is unset)")
+    w.set_defaults(func=_worker)
+
+    t = sub.add_parser("topics", help="topic administration")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tc = tsub.add_parser("create", help="create every topic the service needs")
+    tc.set_defaults(func=_topics)
+
+    s = sub.add_parser("schemas", help="JSON Schemas of the contracts")
+    ssub = s.add_subparsers(dest="action", required=True)
+    se = ssub.add_parser("export", help="write the schemas (or --check them)")
+    se.add_argument("--dir", type=Path, default=Path("schemas"))
+    se.add_argument("--check", action="store_true", help="exit 1 if committed files differ")
+    se.set_defaults(func=_schemas)
+
+    r = sub.add_parser("replay", help="replay JSONL event files into Kafka")
+    r.add_argument("files", nargs="+", type=Path)
+    r.add_argument("--speed", type=float, default=None,
+                   help="pace by event time at N× (default: as fast as possible)")  # fmt: skip
+    r.add_argument("--limit", type=int, default=None, help="stop after N lines")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=_replay)
+
+    d = sub.add_parser("demo", help="broker + worker + replay of the bundled events, then a summary")
+    d.add_argument("--keep", action="store_true", help="keep running after the summary")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``microseg`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except MicrosegError as exc:
+        print(f"microseg: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
