@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MICROSEG_", extra="ignore", frozen=True)
 
     broker: str | None = None
+    broker_kind: Literal["kafka", "tansu"] = "kafka"
     partitions: Annotated[int, Field(ge=1, le=1024)] = 6
     replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
     app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._\-]{1,100}$")] = "microseg"

@@ -21,7 +21,7 @@ def run_worker(settings: Settings) -> int:
         if embedded:
             print(f"embedded broker on kafka://{bootstrap[0]} (in memory)", file=sys.stderr)
         ensure_topics(settings, bootstrap)
-        svc = build_app(settings, bootstrap, embedded=embedded)
+        svc = build_app(settings, bootstrap, tansu=embedded or settings.broker_kind == "tansu")
         worker = faust.Worker(svc.app, loglevel=settings.log_level.upper(), quiet=True)
         try:
             worker.execute_from_commandline()

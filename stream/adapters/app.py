@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 
+from stream.adapters import commit
 from stream.adapters.metrics import Metrics
 from stream.config import Settings
 from stream.core.events import Stream
@@ -31,7 +32,7 @@ class Service:
     customers: Any
 
 
-def faust_settings(settings: Settings, bootstrap: list[str], embedded: bool) -> dict[str, Any]:
+def faust_settings(settings: Settings, bootstrap: list[str], tansu: bool) -> dict[str, Any]:
     """The Faust configuration for these settings (production-safe defaults)."""
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in bootstrap],
@@ -57,7 +58,7 @@ def faust_settings(settings: Settings, bootstrap: list[str], embedded: bool) -> 
         "broker_credentials": _credentials(settings),
         "logging_config": None,
     }
-    if embedded:
+    if tansu:
         from stream.adapters import tansu_compat
 
         conf.update(tansu_compat.faust_settings())
@@ -91,9 +92,17 @@ def _credentials(settings: Settings) -> Any:
     )
 
 
-def build_app(settings: Settings, bootstrap: list[str], embedded: bool = False) -> Service:
-    """Create the Faust app with its topics, table, agents and views."""
-    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap, embedded))
+def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> Service:
+    """Create the Faust app with its topics, table, agents and views.
+
+    ``tansu`` switches on the embedded broker's client workarounds (`stream.adapters.tansu_compat`).
+    """
+    app = faust.App(settings.app_id, **faust_settings(settings, bootstrap, tansu))
+    if tansu:
+        from stream.adapters import tansu_compat
+
+        tansu_compat.apply(app)
+    commit.install(app)
     topics = settings.input_topics
     stream_of_topic = {topics[s.value]: s for s in Stream}
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -102,7 +111,8 @@ def build_app(settings: Settings, bootstrap: list[str], embedded: bool = False) 
     customers = app.Table(
         "customers",
         partitions=settings.partitions,
-        schema=faust.Schema(**raw),
+        key_type=bytes,  # Faust takes a table's serializers from these types: raw bytes
+        value_type=bytes,
         extra_topic_configs={"cleanup.policy": "compact"},
     )
     service = Service(

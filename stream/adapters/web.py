@@ -28,7 +28,8 @@ def register(svc: Service) -> None:
     @app.page("/metrics")  # type: ignore[misc]
     async def metrics(web: Any, request: Any) -> Any:
         svc.metrics.ready.set(1 if is_ready(svc) else 0)
-        return web.bytes(svc.metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0])
+        # aiohttp refuses a charset inside content_type, so the full type goes in as a header.
+        return web.bytes(svc.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/health")  # type: ignore[misc]
     async def health(web: Any, request: Any) -> Any:

@@ -1,0 +1,209 @@
+"""``microseg replay``: JSONL event files (plain or .gz) into Kafka.
+
+Each line goes to its stream's topic by ``type``, keyed by ``customer_id``. Lines that cannot be
+routed (not JSON, not an object, unknown type) are reported and produced as they are to the
+clickstream topic, so the worker dead-letters them like any bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from stream.config import Settings
+from stream.core.events import STREAM_OF_TYPE
+from stream.errors import ReplayError
+
+
+def open_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a JSONL file (``.gz`` decompressed), without line endings; blank lines skipped."""
+    try:
+        fh: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise ReplayError(f"cannot open {path}: {exc}") from exc
+    with fh:
+        for line in fh:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Where one line goes."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    ts_ms: int | None
+    routable: bool
+
+
+def route(line: bytes, topics: dict[str, str], fallback: str) -> Routed:
+    """Decide topic and key for one line from its ``type`` and ``customer_id``."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return Routed(fallback, None, line, None, False)
+    if not isinstance(obj, dict):
+        return Routed(fallback, None, line, None, False)
+    cid = obj.get("customer_id")
+    key = cid.encode() if isinstance(cid, str) else None
+    stream = STREAM_OF_TYPE.get(obj.get("type")) if isinstance(obj.get("type"), str) else None
+    ts_ms = None
+    if isinstance(obj.get("ts"), str):
+        try:
+            ts_ms = int(datetime.fromisoformat(obj["ts"]).timestamp() * 1000)
+        except ValueError:
+            ts_ms = None
+    if stream is None:
+        return Routed(fallback, key, line, ts_ms, False)
+    return Routed(topics[stream.value], key, line, ts_ms, True)
+
+
+@dataclass
+class ReplaySummary:
+    """Counts of one replay."""
+
+    lines: int = 0
+    produced: Counter[str] = field(default_factory=Counter)
+    unroutable: int = 0
+    seconds: float = 0.0
+
+    def render(self) -> str:
+        rate = self.lines / self.seconds if self.seconds > 0 else 0.0
+        per_topic = ", ".join(f"{t}={n}" for t, n in sorted(self.produced.items()))
+        return (
+            f"replayed {self.lines} lines in {self.seconds:.1f} s ({rate:,.0f}/s): {per_topic}; "
+            f"{self.unroutable} unroutable (sent as-is to be dead-lettered)"
+        )
+
+
+class Progress:
+    """A one-line progress bar on stderr with rate and ETA."""
+
+    def __init__(self, total: int | None, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled and sys.stderr.isatty()
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 0.2):
+            return
+        self._last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+            eta = (self.total - done) / rate if rate > 0 else 0.0
+            text = f"[{bar}] {done}/{self.total} {rate:,.0f}/s ETA {eta:.0f}s"
+        else:
+            text = f"{done} lines {rate:,.0f}/s"
+        sys.stderr.write("\r" + text)
+        if force:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def make_producer(bootstrap: list[str], settings: Settings) -> Any:
+    """A kafka-python producer for replays (acks=all, large requests allowed)."""
+    from kafka import KafkaProducer
+
+    from stream.adapters.topics import kafka_python_security
+
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        batch_size=512 * 1024,
+        max_request_size=4 * settings.max_message_bytes + 65_536,
+        client_id=f"{settings.app_id}-replay",
+        **kafka_python_security(settings),
+    )
+
+
+def produce_lines(
+    lines: Iterable[bytes],
+    producer: Any,
+    settings: Settings,
+    speed: float | None = None,
+    progress: Progress | None = None,
+) -> ReplaySummary:
+    """Produce lines to their topics; pace by event time at ``speed``× when given."""
+    topics = settings.input_topics
+    summary = ReplaySummary()
+    started = time.monotonic()
+    first_ts: int | None = None
+    for line in lines:
+        r = route(line, topics, settings.topic_clickstream)
+        if speed and r.ts_ms is not None:
+            if first_ts is None:
+                first_ts = r.ts_ms
+            due = started + (r.ts_ms - first_ts) / 1000.0 / speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        producer.send(r.topic, key=r.key, value=r.value)
+        summary.lines += 1
+        summary.produced[r.topic] += 1
+        summary.unroutable += 0 if r.routable else 1
+        if progress:
+            progress.update(summary.lines)
+    producer.flush()
+    summary.seconds = time.monotonic() - started
+    if progress:
+        progress.update(summary.lines, force=True)
+    return summary
+
+
+def _count(paths: list[Path]) -> int:
+    return sum(1 for p in paths for _ in open_lines(p))
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """CLI entry: replay files into the configured (or an embedded) broker."""
+    from stream.adapters.embedded import broker_for
+    from stream.adapters.topics import ensure_topics
+
+    settings = Settings.load()
+    paths: list[Path] = args.files
+    for p in paths:
+        if not p.is_file():
+            raise ReplayError(f"no such file: {p}")
+
+    def lines() -> Iterator[bytes]:
+        n = 0
+        for p in paths:
+            for line in open_lines(p):
+                if args.limit is not None and n >= args.limit:
+                    return
+                n += 1
+                yield line
+
+    with broker_for(settings.brokers, settings.embedded_broker_port) as (bootstrap, embedded):
+        if embedded:
+            print(f"embedded broker on kafka://{bootstrap[0]} (stops when the replay ends)",
+                  file=sys.stderr)  # fmt: skip
+        ensure_topics(settings, bootstrap)
+        total = _count(paths) if args.limit is None else args.limit
+        producer = make_producer(bootstrap, settings)
+        try:
+            summary = produce_lines(
+                lines(), producer, settings, args.speed, Progress(total, not args.no_progress)
+            )
+        finally:
+            producer.close()
+    print(summary.render())
+    return 0
