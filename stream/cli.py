@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="microseg", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("broker", help="run the embedded Kafka-wire broker (Tansu) in the foreground")
+    b = sub.add_parser(
+        "broker", help="run the embedded Kafka-wire broker (Tansu) in the foreground"
+    )
     b.add_argument("--port", type=int, default=9092)
     b.set_defaults(func=_broker)
 
@@ -109,13 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="replay JSONL event files into Kafka")
     r.add_argument("files", nargs="+", type=Path)
-    r.add_argument("--speed", type=float, default=None,
-                   help="pace by event time at N× (default: as fast as possible)")  # fmt: skip
+    r.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="pace by event time at N× (default: as fast as possible)",
+    )
     r.add_argument("--limit", type=int, default=None, help="stop after N lines")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_replay)
 
-    d = sub.add_parser("demo", help="broker + worker + replay of the bundled events, then a summary")
+    d = sub.add_parser(
+        "demo", help="broker + worker + replay of the bundled events, then a summary"
+    )
     d.add_argument("--keep", action="store_true", help="keep running after the summary")
     d.set_defaults(func=_demo)
     return p
@@ -124,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``microseg`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # connection chatter, not news
     try:
         return int(args.func(args) or 0)
     except MicrosegError as exc:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,8 +140,9 @@ class Settings(BaseSettings):
         return settings
 
 
-def _shown(err: object) -> str:
-    value = err.get("input") if isinstance(err, dict) else None
-    if isinstance(value, str | int | float) and "password" not in str(err.get("loc")):  # type: ignore[union-attr]
+def _shown(err: Mapping[str, Any]) -> str:
+    """The rejected value, unless it may be a secret."""
+    value = err.get("input")
+    if isinstance(value, str | int | float) and "password" not in str(err.get("loc")):
         return repr(value)
     return "a value that is not shown"

@@ -27,7 +27,9 @@ from stream.errors import ReplayError
 def open_lines(path: Path) -> Iterator[bytes]:
     """The lines of a JSONL file (``.gz`` decompressed), without line endings; blank lines skipped."""
     try:
-        fh: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+        fh: IO[bytes] = (
+            gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+        )
     except OSError as exc:
         raise ReplayError(f"cannot open {path}: {exc}") from exc
     with fh:
@@ -58,7 +60,8 @@ def route(line: bytes, topics: dict[str, str], fallback: str) -> Routed:
         return Routed(fallback, None, line, None, False)
     cid = obj.get("customer_id")
     key = cid.encode() if isinstance(cid, str) else None
-    stream = STREAM_OF_TYPE.get(obj.get("type")) if isinstance(obj.get("type"), str) else None
+    type_ = obj.get("type")
+    stream = STREAM_OF_TYPE.get(type_) if isinstance(type_, str) else None
     ts_ms = None
     if isinstance(obj.get("ts"), str):
         try:
@@ -194,8 +197,10 @@ def run_replay(args: argparse.Namespace) -> int:
 
     with broker_for(settings.brokers, settings.embedded_broker_port) as (bootstrap, embedded):
         if embedded:
-            print(f"embedded broker on kafka://{bootstrap[0]} (stops when the replay ends)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"embedded broker on kafka://{bootstrap[0]} (stops when the replay ends)",
+                file=sys.stderr,
+            )
         ensure_topics(settings, bootstrap)
         total = _count(paths) if args.limit is None else args.limit
         producer = make_producer(bootstrap, settings)

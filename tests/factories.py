@@ -10,10 +10,24 @@ from typing import Any
 from stream.core.reasons import Reason
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
-CLICK_TYPES = ["session_start", "page_view", "product_view", "search", "add_to_cart",
-               "remove_from_cart", "checkout_start"]  # fmt: skip
-EMAIL_TYPES = ["email_sent", "email_delivered", "email_open", "email_click", "email_bounce",
-               "email_unsubscribe", "email_complaint"]  # fmt: skip
+CLICK_TYPES = [
+    "session_start",
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_start",
+]
+EMAIL_TYPES = [
+    "email_sent",
+    "email_delivered",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "email_unsubscribe",
+    "email_complaint",
+]
 
 
 def valid_event(i: int, customer: str, stream: str, rng: random.Random) -> dict[str, Any]:
@@ -21,14 +35,25 @@ def valid_event(i: int, customer: str, stream: str, rng: random.Random) -> dict[
     ts = (BASE + timedelta(minutes=i)).isoformat()
     base = {"event_id": f"ev-{i}", "customer_id": customer, "ts": ts}
     if stream == "clickstream":
-        return {**base, "type": rng.choice(CLICK_TYPES), "session_id": f"s-{i // 7}",
-                "channel": rng.choice(["web", "mobile", "app"]), "price": round(rng.uniform(1, 90), 2),
-                "category": rng.choice(["shoes", "books", "toys"])}  # fmt: skip
+        return {
+            **base,
+            "type": rng.choice(CLICK_TYPES),
+            "session_id": f"s-{i // 7}",
+            "channel": rng.choice(["web", "mobile", "app"]),
+            "price": round(rng.uniform(1, 90), 2),
+            "category": rng.choice(["shoes", "books", "toys"]),
+        }
     if stream == "email":
         return {**base, "type": rng.choice(EMAIL_TYPES), "campaign_id": f"camp-{i % 5}"}
-    return {**base, "type": rng.choice(["purchase", "refund"]), "order_id": f"o-{i}",
-            "amount": round(rng.uniform(5, 300), 2), "currency": "EUR", "discount": 0.0,
-            "items": [{"product_id": "p1", "quantity": 2, "unit_price": 3.5}]}  # fmt: skip
+    return {
+        **base,
+        "type": rng.choice(["purchase", "refund"]),
+        "order_id": f"o-{i}",
+        "amount": round(rng.uniform(5, 300), 2),
+        "currency": "EUR",
+        "discount": 0.0,
+        "items": [{"product_id": "p1", "quantity": 2, "unit_price": 3.5}],
+    }
 
 
 def valid_stream(n: int, customers: int, seed: int = 7) -> list[tuple[str, str, dict[str, Any]]]:
@@ -59,25 +84,67 @@ def malformed(i: int, now: datetime) -> tuple[Reason, str, bytes | None, bytes]:
         (Reason.NOT_OBJECT, "clickstream", key, b'"just a string"'),
         (Reason.UNKNOWN_TYPE, "clickstream", key, _j({**ok, "type": "teleport"})),
         (Reason.MISSING_FIELD, "email", key, _j({**ok, "type": "email_open"})),
-        (Reason.MISSING_FIELD, "clickstream", key,
-         _j({"customer_id": cid, "ts": ok["ts"], "type": "page_view"})),
-        (Reason.WRONG_TYPE, "purchases", key,
-         _j({**ok, "type": "purchase", "order_id": "o", "amount": "12.50"})),
-        (Reason.INVALID_VALUE, "clickstream", key, _j({**ok, "type": "page_view", "channel": "tv"})),
-        (Reason.BAD_TIMESTAMP, "clickstream", key, _j({**ok, "type": "page_view", "ts": "yesterday"})),
-        (Reason.BAD_TIMESTAMP, "clickstream", key,
-         _j({**ok, "type": "page_view", "ts": "2024-03-01T10:00:00"})),
-        (Reason.FUTURE_TIMESTAMP, "clickstream", key,
-         _j({**ok, "type": "page_view", "ts": (now + timedelta(days=2)).isoformat()})),
-        (Reason.NEGATIVE_AMOUNT, "purchases", key,
-         _j({**ok, "type": "purchase", "order_id": "o", "amount": -3.0})),
-        (Reason.OVERSIZED, "clickstream", key,
-         _j({**ok, "type": "page_view", "page": "x" * 1000, "pad": "y" * 2_000_000})),
+        (
+            Reason.MISSING_FIELD,
+            "clickstream",
+            key,
+            _j({"customer_id": cid, "ts": ok["ts"], "type": "page_view"}),
+        ),
+        (
+            Reason.WRONG_TYPE,
+            "purchases",
+            key,
+            _j({**ok, "type": "purchase", "order_id": "o", "amount": "12.50"}),
+        ),
+        (
+            Reason.INVALID_VALUE,
+            "clickstream",
+            key,
+            _j({**ok, "type": "page_view", "channel": "tv"}),
+        ),
+        (
+            Reason.BAD_TIMESTAMP,
+            "clickstream",
+            key,
+            _j({**ok, "type": "page_view", "ts": "yesterday"}),
+        ),
+        (
+            Reason.BAD_TIMESTAMP,
+            "clickstream",
+            key,
+            _j({**ok, "type": "page_view", "ts": "2024-03-01T10:00:00"}),
+        ),
+        (
+            Reason.FUTURE_TIMESTAMP,
+            "clickstream",
+            key,
+            _j({**ok, "type": "page_view", "ts": (now + timedelta(days=2)).isoformat()}),
+        ),
+        (
+            Reason.NEGATIVE_AMOUNT,
+            "purchases",
+            key,
+            _j({**ok, "type": "purchase", "order_id": "o", "amount": -3.0}),
+        ),
+        (
+            Reason.OVERSIZED,
+            "clickstream",
+            key,
+            _j({**ok, "type": "page_view", "page": "x" * 1000, "pad": "y" * 2_000_000}),
+        ),
         (Reason.MISSING_KEY, "clickstream", None, _j({**ok, "type": "page_view"})),
-        (Reason.KEY_MISMATCH, "email", b"someone-else",
-         _j({**ok, "type": "email_sent", "campaign_id": "c"})),
-        (Reason.WRONG_STREAM, "email", key,
-         _j({**ok, "type": "purchase", "order_id": "o", "amount": 3.0})),
+        (
+            Reason.KEY_MISMATCH,
+            "email",
+            b"someone-else",
+            _j({**ok, "type": "email_sent", "campaign_id": "c"}),
+        ),
+        (
+            Reason.WRONG_STREAM,
+            "email",
+            key,
+            _j({**ok, "type": "purchase", "order_id": "o", "amount": 3.0}),
+        ),
     ]
     reason, role, k, value = kinds[i % len(kinds)]
     if reason is Reason.OVERSIZED and i >= len(kinds):

@@ -60,7 +60,7 @@ def to_record(svc: Service, event: Any) -> RawRecord:
 def register(svc: Service) -> None:
     """Attach the agents to ``svc.app``."""
 
-    @svc.app.agent(svc.input_topic, name="ingest", concurrency=1)  # type: ignore[misc]
+    @svc.app.agent(svc.input_topic, name="ingest", concurrency=1)
     async def ingest(stream: Any) -> None:
         settings = svc.settings
         async for events in stream.take_events(settings.batch_size, within=settings.batch_window_s):
@@ -79,8 +79,12 @@ async def process_events(svc: Service, events: Sequence[Any]) -> None:
             try:
                 await _apply(svc, [event], [to_record(svc, event)])
             except Exception as exc:
-                log.exception("record %s[%d]@%d failed", event.message.topic,
-                              event.message.partition, event.message.offset)  # fmt: skip
+                log.exception(
+                    "record %s[%d]@%d failed",
+                    event.message.topic,
+                    event.message.partition,
+                    event.message.offset,
+                )
                 await _dead_letter_failure(svc, event, exc)
     svc.metrics.batch_seconds.observe(time.perf_counter() - started)
     svc.metrics.batch_size.observe(len(events))
@@ -100,8 +104,10 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
             return CustomerState.decode(raw)
         except StateDecodeError:
             svc.metrics.agent_errors.labels("state_decode").inc()
-            log.error("unreadable customer state in partition %d; starting it afresh",
-                      by_key[key].message.partition)  # fmt: skip
+            log.error(
+                "unreadable customer state in partition %d; starting it afresh",
+                by_key[key].message.partition,
+            )
             return None
 
     result: BatchResult = svc.ingest.process(records, load)
@@ -122,10 +128,13 @@ async def _send_dead_letter(svc: Service, dl: DeadLetter) -> None:
 async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None:
     rec = to_record(svc, event)
     dl = DeadLetter.build(
-        rec.value, rec.key, Origin(rec.topic, rec.partition, rec.offset, rec.timestamp_ms),
-        Reason.PROCESSING_ERROR, f"{type(exc).__name__} while processing",
+        rec.value,
+        rec.key,
+        Origin(rec.topic, rec.partition, rec.offset, rec.timestamp_ms),
+        Reason.PROCESSING_ERROR,
+        f"{type(exc).__name__} while processing",
         max_bytes=svc.settings.max_message_bytes,
-    )  # fmt: skip
+    )
     try:
         await _send_dead_letter(svc, dl)
         stream = rec.stream.value if rec.stream else "unknown"

@@ -105,7 +105,12 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     commit.install(app)
     topics = settings.input_topics
     stream_of_topic = {topics[s.value]: s for s in Stream}
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     input_topic = app.topic(*topics.values(), **raw)
     dead_letter_topic = app.topic(settings.topic_dead_letter, **raw)
     customers = app.Table(

@@ -15,6 +15,7 @@ again, and the per-customer offset marks skip what was already applied).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import faust
@@ -22,7 +23,7 @@ from faust.exceptions import ProducerSendError
 from faust.sensors import Sensor
 
 
-class _SendErrors(Sensor):  # type: ignore[misc]
+class _SendErrors(Sensor):
     def __init__(self) -> None:
         super().__init__()
         self.errors: list[BaseException] = []
@@ -35,8 +36,8 @@ def install(app: faust.App) -> faust.App:
     """Make ``app``'s pre-commit flush strict; call after ``faust.App(...)``."""
     if app.conf.producer_threaded:
         raise RuntimeError("strict commit supports producer_threaded=False only")
-    producer = app.producer
-    buf = producer.buffer
+    producer: Any = app.producer  # private internals of the pinned faust-streaming 0.15.3
+    buf: Any = producer.buffer
     buf._inflight = 0
     send_pending = buf._send_pending
 
@@ -50,10 +51,8 @@ def install(app: faust.App) -> faust.App:
     async def strict_buffer_flush() -> None:
         while buf.size or buf._inflight:
             buf.message_sent.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(buf.message_sent.wait(), timeout=0.05)
-            except TimeoutError:
-                pass
 
     buf._send_pending = _send_pending  # read by the buffer's _handle_pending task when it starts
     buf.flush = strict_buffer_flush

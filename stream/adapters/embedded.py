@@ -14,8 +14,8 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 
 from stream.errors import EmbeddedBrokerError
@@ -91,20 +91,28 @@ class EmbeddedBroker:
         cmd = [
             str(tansu_binary()),
             "broker",
-            "--listener-url", listener,
-            "--advertised-listener-url", listener,
-            "--storage-engine", "memory://tansu/",
-        ]  # fmt: skip
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self._log_fh = out
         self._proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise EmbeddedBrokerError(f"Tansu exited at start with code {self._proc.returncode}")
+                raise EmbeddedBrokerError(
+                    f"Tansu exited at start with code {self._proc.returncode}"
+                )
             if _accepts(self.host, self.port):
                 return self
             time.sleep(0.05)

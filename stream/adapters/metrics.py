@@ -74,4 +74,3 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
-

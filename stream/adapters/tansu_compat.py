@@ -49,9 +49,12 @@ async def true_end_offsets(
     if not tps:
         return {}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=10, max_partition_fetch_bytes=1,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=1,
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
@@ -80,7 +83,7 @@ async def true_end_offsets(
         await consumer.stop()
 
 
-class TansuConsumerThread(fa.AIOKafkaConsumerThread):  # type: ignore[misc]
+class TansuConsumerThread(fa.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread with the fetch-wait cap and true end offsets."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -91,18 +94,19 @@ class TansuConsumerThread(fa.AIOKafkaConsumerThread):  # type: ignore[misc]
     async def _highwaters(self, partitions: Any) -> Any:
         if self.consumer.in_transaction:
             return await super()._highwaters(partitions)
-        bootstrap = fa.server_list(self.transport.url, self.transport.default_port)
+        transport: Any = self.transport
+        bootstrap = fa.server_list(transport.url, transport.default_port)
         return await true_end_offsets(bootstrap, list(partitions))
 
 
-class TansuConsumer(fa.Consumer):  # type: ignore[misc]
+class TansuConsumer(fa.Consumer):
     """Consumer using `TansuConsumerThread`."""
 
     def _new_consumer_thread(self) -> Any:
         return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class TansuTransport(fa.Transport):  # type: ignore[misc]
+class TansuTransport(fa.Transport):
     """Transport whose consumer is `TansuConsumer`."""
 
     Consumer = TansuConsumer

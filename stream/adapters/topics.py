@@ -84,8 +84,14 @@ def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
             if have is None:
                 try:
                     admin.create_topics(
-                        [NewTopic(spec.name, spec.partitions, settings.replication_factor,
-                                  topic_configs=spec.config)]  # fmt: skip
+                        [
+                            NewTopic(
+                                spec.name,
+                                spec.partitions,
+                                settings.replication_factor,
+                                topic_configs=spec.config,
+                            )
+                        ]
                     )
                     created.append(spec.name)
                 except TopicAlreadyExistsError:

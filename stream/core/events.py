@@ -6,7 +6,7 @@ types (a number sent as a string is a wrong type, not silently coerced).
 
 >>> e = parse_event(b'{"event_id": "e1", "customer_id": "c1", "type": "email_open",'
 ...                 b' "ts": "2024-05-01T10:00:00+02:00", "campaign_id": "spring"}')
->>> e.stream, e.type, e.ts.isoformat()
+>>> e.stream.value, e.type, e.ts.isoformat()
 ('email', 'email_open', '2024-05-01T10:00:00+02:00')
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -137,9 +137,9 @@ Event = Annotated[ClickEvent | EmailEvent | PurchaseEvent, Field(discriminator="
 EVENT_ADAPTER: TypeAdapter[ClickEvent | EmailEvent | PurchaseEvent] = TypeAdapter(Event)
 
 STREAM_OF_TYPE: dict[str, Stream] = {
-    **{t: Stream.CLICKSTREAM for t in ClickType.__args__},
-    **{t: Stream.EMAIL for t in EmailType.__args__},
-    **{t: Stream.PURCHASES for t in PurchaseType.__args__},
+    **{t: Stream.CLICKSTREAM for t in get_args(ClickType)},
+    **{t: Stream.EMAIL for t in get_args(EmailType)},
+    **{t: Stream.PURCHASES for t in get_args(PurchaseType)},
 }
 """Which stream (and so which topic) each ``type`` belongs to."""
 

@@ -31,8 +31,11 @@ def contract_schemas() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, adapter in models.items():
         schema = adapter.json_schema(mode="validation")
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                  "$id": _BASE + name, **schema}  # fmt: skip
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": _BASE + name,
+            **schema,
+        }
         out[name] = schema
     return out
 

@@ -73,4 +73,6 @@ class CustomerState:
         if not data or data[0] != VERSION or len(data) != _V1.size:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         v = _V1.unpack(data)
-        return cls(events=list(v[1:4]), duplicates=v[4], partitions=list(v[5:8]), offsets=list(v[8:11]))
+        return cls(
+            events=list(v[1:4]), duplicates=v[4], partitions=list(v[5:8]), offsets=list(v[8:11])
+        )

@@ -4,7 +4,7 @@ The function is pure: the "now" for the future-timestamp check is the record's o
 (the producer's create time), passed in by the caller, never the clock.
 
 >>> v = Validator(Limits(max_message_bytes=64))
->>> v.validate(b'{"a": 1}', b"c1", stream=Stream.EMAIL).reason
+>>> v.validate(b'{"type": "fax"}', b"c1", stream=Stream.EMAIL).reason
 <Reason.UNKNOWN_TYPE: 'unknown_type'>
 >>> v.validate(b"x" * 65, b"c1").reason
 <Reason.OVERSIZED: 'oversized'>

@@ -38,8 +38,16 @@ class Names:
         return f"{self.app_id}-customers-changelog"
 
     def env(self, broker_url: str, data_dir: Path) -> dict[str, str]:
-        roles = ["clickstream", "email", "purchases", "dead-letter", "segment-changes",
-                 "segment-events", "segment-model", "feature-samples"]  # fmt: skip
+        roles = [
+            "clickstream",
+            "email",
+            "purchases",
+            "dead-letter",
+            "segment-changes",
+            "segment-events",
+            "segment-model",
+            "feature-samples",
+        ]
         env = {
             "MICROSEG_BROKER": broker_url,
             "MICROSEG_BROKER_KIND": "tansu",
@@ -53,8 +61,11 @@ class Names:
 
     def settings_kwargs(self) -> dict[str, Any]:
         """The same names as `Settings` keyword arguments."""
-        return {k[len("MICROSEG_"):].lower(): v for k, v in self.env("kafka://x:1", Path("d")).items()
-                if k.startswith("MICROSEG_TOPIC_") or k in ("MICROSEG_APP_ID", "MICROSEG_PARTITIONS")}  # fmt: skip
+        return {
+            k[len("MICROSEG_") :].lower(): v
+            for k, v in self.env("kafka://x:1", Path("d")).items()
+            if k.startswith("MICROSEG_TOPIC_") or k in ("MICROSEG_APP_ID", "MICROSEG_PARTITIONS")
+        }
 
 
 class WorkerProcess:
@@ -70,8 +81,11 @@ class WorkerProcess:
         fh = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "worker"],
-            env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            env=self.env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     @property
@@ -83,7 +97,7 @@ class WorkerProcess:
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as r:  # noqa: S310
+            with urllib.request.urlopen(self.url(path), timeout=timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -143,8 +157,9 @@ def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     return out
 
 
-def metric_sum(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-               **match: str) -> float:  # fmt: skip
+def metric_sum(
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **match: str
+) -> float:
     """Sum of a metric's samples whose labels include ``match``."""
     total = 0.0
     for (n, labels), v in metrics.items():
@@ -154,7 +169,9 @@ def metric_sum(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], na
     return total
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
+) -> None:
     """Poll ``predicate`` until true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,14 +181,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 30.0,
-               expect: int | None = None) -> list[Any]:  # fmt: skip
+def read_topic(
+    bootstrap: str, topic: str, timeout: float = 30.0, expect: int | None = None
+) -> list[Any]:
     """Every record of ``topic`` from the beginning (until ``expect`` records or quiet)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=100, max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=1000,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        consumer_timeout_ms=1000,
+    )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         deadline = time.monotonic() + 10

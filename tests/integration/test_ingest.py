@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def producer_for(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                         max_request_size=8 * 1024 * 1024)  # fmt: skip
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 * 1024 * 1024
+    )
 
 
 def final_states(bootstrap: str, changelog: str) -> dict[str, CustomerState]:
@@ -47,7 +48,15 @@ def test_valid_events_once_and_every_bad_event_dead_lettered(broker, names, spaw
     sent_bad = []
     for i in range(1_000):
         reason, role, key, value = malformed(i, now)
-        sent_bad.append((reason, names.topic(role), key, value, producer.send(names.topic(role), key=key, value=value)))
+        sent_bad.append(
+            (
+                reason,
+                names.topic(role),
+                key,
+                value,
+                producer.send(names.topic(role), key=key, value=value),
+            )
+        )
     producer.flush()
     origins = {}
     for reason, topic, key, value, fut in sent_bad:
@@ -57,8 +66,10 @@ def test_valid_events_once_and_every_bad_event_dead_lettered(broker, names, spaw
 
     def all_accounted() -> bool:
         m = worker.metrics()
-        return (metric_sum(m, "microseg_events_total", outcome="accepted") >= 10_000
-                and metric_sum(m, "microseg_dead_letters_total") >= 1_000)  # fmt: skip
+        return (
+            metric_sum(m, "microseg_events_total", outcome="accepted") >= 10_000
+            and metric_sum(m, "microseg_dead_letters_total") >= 1_000
+        )
 
     wait_for(all_accounted, 180, "10,000 accepted and 1,000 dead-lettered in /metrics")
 
@@ -90,8 +101,14 @@ def test_valid_events_once_and_every_bad_event_dead_lettered(broker, names, spaw
 
     # Every valid event was applied exactly once, per customer and stream.
     states = final_states(broker.bootstrap, names.changelog)
-    got = Counter({(c, s.value): st.events[i] for c, st in states.items()
-                   for i, s in enumerate(STREAMS) if st.events[i]})  # fmt: skip
+    got = Counter(
+        {
+            (c, s.value): st.events[i]
+            for c, st in states.items()
+            for i, s in enumerate(STREAMS)
+            if st.events[i]
+        }
+    )
     assert got == expected
     assert sum(st.duplicates for st in states.values()) == 0
 

@@ -1,0 +1,84 @@
+"""Customer state (idempotence, encoding) and the ingest stage."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stream.core.events import Stream
+from stream.core.ingest import Ingest, RawRecord
+from stream.core.state import CustomerState, StateDecodeError
+from tests.factories import valid_event
+
+
+def test_redelivered_offset_is_skipped_and_counted() -> None:
+    s = CustomerState()
+    assert s.admit(Stream.PURCHASES, 1, 5)
+    assert s.admit(Stream.PURCHASES, 1, 9)
+    assert not s.admit(Stream.PURCHASES, 1, 9)
+    assert not s.admit(Stream.PURCHASES, 1, 6)
+    assert s.admit(Stream.EMAIL, 1, 6)  # offsets are per stream (topic)
+    assert s.events == [0, 1, 2] and s.duplicates == 2
+
+
+def test_a_new_partition_resets_the_mark() -> None:
+    s = CustomerState()
+    s.admit(Stream.CLICKSTREAM, 0, 100)
+    assert s.admit(Stream.CLICKSTREAM, 3, 1)  # topic re-created with another partition count
+
+
+@given(
+    st.lists(st.integers(0, 2**31 - 1), max_size=3, min_size=3),
+    st.integers(0, 2**31 - 1),
+    st.lists(st.integers(-1, 1000), min_size=3, max_size=3),
+    st.lists(st.integers(-1, 2**62), min_size=3, max_size=3),
+)
+def test_encoding_round_trips(
+    events: list[int], dups: int, parts: list[int], offs: list[int]
+) -> None:
+    s = CustomerState(events=events, duplicates=dups, partitions=parts, offsets=offs)
+    data = s.encode()
+    assert len(data) == 53
+    assert CustomerState.decode(data) == s
+
+
+@pytest.mark.parametrize("data", [b"", b"\x02" + bytes(52), b"\x01" + bytes(10)])
+def test_unknown_encodings_are_refused(data: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        CustomerState.decode(data)
+
+
+def _rec(i: int, customer: str, stream: str, offset: int, partition: int = 0) -> RawRecord:
+    value = json.dumps(valid_event(i, customer, stream, random.Random(i))).encode()
+    return RawRecord(stream, Stream(stream), partition, offset, None, customer.encode(), value)
+
+
+def test_ingest_writes_each_customer_once_per_batch_and_skips_redeliveries() -> None:
+    store: dict[str, CustomerState] = {}
+    ingest = Ingest()
+    batch = [_rec(i, f"c{i % 3}", "clickstream", i) for i in range(9)]
+    out = ingest.process(batch, store.get)
+    assert sorted(out.changed) == ["c0", "c1", "c2"]
+    assert len(out.applied) == 9 and not out.dead_letters
+    store.update(out.changed)
+    again = ingest.process(batch[4:], store.get)  # redelivery after a crash
+    assert not again.applied
+    assert sum(n for (_, _, outcome), n in again.counts.items() if outcome == "duplicate") == 5
+    assert sum(st.duplicates for st in again.changed.values()) == 5
+
+
+def test_ingest_dead_letters_with_origin_and_keeps_going() -> None:
+    good = _rec(1, "c1", "email", 10, partition=2)
+    bad = RawRecord("email", Stream.EMAIL, 2, 11, 1_700_000_000_000, b"c1", b"\x00garbage")
+    after = _rec(2, "c1", "email", 12, partition=2)
+    out = Ingest().process([good, bad, after], {}.get)
+    assert len(out.applied) == 2
+    (dl,) = out.dead_letters
+    assert (dl.source.topic, dl.source.partition, dl.source.offset) == ("email", 2, 11)
+    assert dl.source.timestamp_ms == 1_700_000_000_000
+    assert dl.original_value() == b"\x00garbage"
+    assert out.rejected == {("email", "not_json"): 1}

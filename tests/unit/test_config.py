@@ -1,0 +1,89 @@
+"""Settings: validated once, failing with the variable's name and what it accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.config import Settings, parse_brokers
+from stream.errors import ConfigError, MicrosegError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("MICROSEG_"):
+            monkeypatch.delenv(k)
+
+
+def test_defaults_are_safe() -> None:
+    s = Settings.load()
+    assert s.brokers is None  # the embedded broker
+    assert s.web_bind == "127.0.0.1"
+    assert not s.web_expose_tables
+    assert s.partitions == 6 and s.store == "rocksdb://"
+
+
+@pytest.mark.parametrize(
+    ("value", "hosts"),
+    [
+        ("kafka://a:9092", ["a:9092"]),
+        ("a:1,b:2", ["a:1", "b:2"]),
+        (
+            "kafka://10.0.0.1:9092, broker-2.internal:9093",
+            ["10.0.0.1:9092", "broker-2.internal:9093"],
+        ),
+    ],
+)
+def test_broker_forms(value: str, hosts: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MICROSEG_BROKER", value)
+    assert Settings.load().brokers == hosts
+    assert parse_brokers(value) == hosts
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "says"),
+    [
+        ("MICROSEG_BROKER", "http://a:1", "MICROSEG_BROKER"),
+        ("MICROSEG_BROKER", "a:99999", "port in 1-65535"),
+        ("MICROSEG_PARTITIONS", "0", "MICROSEG_PARTITIONS"),
+        ("MICROSEG_PARTITIONS", "many", "MICROSEG_PARTITIONS"),
+        ("MICROSEG_WEB_BIND", "everywhere", "MICROSEG_WEB_BIND"),
+        ("MICROSEG_WEB_PORT", "70000", "MICROSEG_WEB_PORT"),
+        ("MICROSEG_STORE", "redis://", "rocksdb://"),
+        ("MICROSEG_TOPIC_EMAIL", "bad topic!", "MICROSEG_TOPIC_EMAIL"),
+        ("MICROSEG_BROKER_KIND", "pulsar", "MICROSEG_BROKER_KIND"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_setting(
+    var: str, value: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert says in str(err.value)
+    assert isinstance(err.value, MicrosegError)
+
+
+def test_sasl_needs_credentials_and_never_shows_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ConfigError, match="MICROSEG_SASL_MECHANISM"):
+        Settings.load()
+    monkeypatch.setenv("MICROSEG_SASL_MECHANISM", "SCRAM-SHA-512")
+    with pytest.raises(ConfigError, match="MICROSEG_SASL_USERNAME"):
+        Settings.load()
+    monkeypatch.setenv("MICROSEG_SASL_USERNAME", "svc")
+    monkeypatch.setenv("MICROSEG_SASL_PASSWORD", "hunter2-secret")
+    s = Settings.load()
+    assert "hunter2-secret" not in repr(s) and "hunter2-secret" not in str(s.model_dump())
+
+
+def test_settings_are_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"MICROSEG_{name.upper()}" in readme, f"MICROSEG_{name.upper()} missing from README"
