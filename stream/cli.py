@@ -15,20 +15,23 @@ from stream.errors import MicrosegError
 def _broker(args: argparse.Namespace) -> int:
     from stream.adapters.embedded import EmbeddedBroker
 
-    broker = EmbeddedBroker(port=args.port).start()
+    broker = EmbeddedBroker(port=args.port)
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        # Only signal Tansu here: the main thread is inside Popen.wait(), which must not be
+        # re-entered from a handler. wait() returns once Tansu has exited.
+        nonlocal stopping
+        stopping = True
+        broker.terminate()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    broker.start()
     print(f"embedded broker (Tansu, in memory) on {broker.url}; Ctrl-C stops it", flush=True)
-
-    def stop(signum: int, frame: object) -> None:
-        broker.stop()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        code = broker.wait()
-    except KeyboardInterrupt:
-        broker.stop()
-        return 0
-    return code
+    code = broker.wait()
+    broker.stop()
+    return 0 if stopping else code
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -125,6 +125,11 @@ class EmbeddedBroker:
             return 0
         return self._proc.wait()
 
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting; safe in a signal handler."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after ``timeout``)."""
         proc, self._proc = self._proc, None
