@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--check", action="store_true", help="exit 1 if committed files differ")
     se.set_defaults(func=_schemas)
 
-    r = sub.add_parser("replay", help="replay JSONL event files into Kafka")
+    r = sub.add_parser("replay", help="replay JSONL event files into Kafka, or offline")
     r.add_argument("files", nargs="+", type=Path)
     r.add_argument(
         "--speed",
@@ -122,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--limit", type=int, default=None, help="stop after N lines")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--offline",
+        action="store_true",
+        help="run the core in-process (no broker) and write outputs to --out",
+    )
+    r.add_argument("--out", type=Path, default=None, help="output directory of --offline")
+    r.add_argument(
+        "--as-of",
+        default=None,
+        help="RFC 3339 'now' for the future-timestamp check offline (default: none)",
+    )
     r.set_defaults(func=_replay)
 
     d = sub.add_parser(

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
 
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_048_576
     future_tolerance_s: Annotated[float, Field(ge=0)] = 600.0
+    lateness_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     batch_window_s: Annotated[float, Field(gt=0, le=10)] = 0.05
 

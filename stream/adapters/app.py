@@ -128,7 +128,8 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
             Limits(
                 max_message_bytes=settings.max_message_bytes,
                 future_tolerance_ms=int(settings.future_tolerance_s * 1000),
-            )
+            ),
+            lateness_days=settings.lateness_days,
         ),
         stream_of_topic=stream_of_topic,
         input_topic=input_topic,

@@ -40,6 +40,12 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.too_old = Counter(
+            "microseg_late_events",
+            "Events older than the lateness bound (relative to the customer's newest), ignored.",
+            ["stream"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "microseg_batch_processing_seconds",
             "Wall time to process one batch of input records.",
@@ -68,6 +74,8 @@ class Metrics:
             self.events.labels(stream, type_, outcome).inc(n)
             if outcome == "duplicate":
                 self.duplicates.labels(stream).inc(n)
+            elif outcome == "too_old":
+                self.too_old.labels(stream).inc(n)
         for (stream, reason), n in result.rejected.items():
             self.dead_letters.labels(stream, reason).inc(n)
 

@@ -26,13 +26,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stream.core.deadletter import DeadLetter, Origin
-from stream.core.events import Stream
-from stream.core.state import CustomerState
+from stream.core.events import Stream, event_time_ms
+from stream.core.features import DAY_MS, apply
+from stream.core.state import NO_TIME, STREAM_INDEX, CustomerState
 from stream.core.validation import AnyEvent, Limits, Rejection, Validator
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
+TOO_OLD = "too_old"
 INVALID_TYPE = "invalid"
 """The ``type`` label of a rejected event (its own ``type`` may be anything)."""
 
@@ -70,12 +72,36 @@ class Ingest:
         Validation limits (size, future tolerance).
     check_future
         Whether to reject events later than their record's timestamp plus the tolerance.
+    lateness_days
+        An event older than the customer's newest event by more than this is counted
+        (``too_old``) and ignored.
     """
 
-    def __init__(self, limits: Limits | None = None, check_future: bool = True) -> None:
+    def __init__(
+        self, limits: Limits | None = None, check_future: bool = True, lateness_days: float = 30.0
+    ) -> None:
         self.limits = limits or Limits()
         self.check_future = check_future
-        self._validator = Validator(self.limits)
+        self.lateness_days = lateness_days
+        self._lateness_ms = int(lateness_days * DAY_MS)
+        self.validator = Validator(self.limits)
+
+    def admit(self, state: CustomerState, event: AnyEvent, partition: int, offset: int) -> str:
+        """Apply one valid event to ``state`` unless it is a redelivery, a re-send or too old.
+
+        Returns the outcome: ``accepted``, ``duplicate`` or ``too_old``.
+        """
+        if not state.admit_offset(event.stream, partition, offset):
+            return DUPLICATE
+        t = event_time_ms(event.ts)
+        if state.last_ts != NO_TIME and state.last_ts - t > self._lateness_ms:
+            state.too_old += 1
+            return TOO_OLD
+        if not state.admit_event_id(event.event_id):
+            return DUPLICATE
+        apply(state, event, t)
+        state.events[STREAM_INDEX[event.stream]] += 1
+        return ACCEPTED
 
     def process(
         self,
@@ -87,7 +113,7 @@ class Ingest:
         changed = out.changed
         for rec in records:
             stream_label = rec.stream.value if rec.stream else "unknown"
-            result = self._validator.validate(
+            result = self.validator.validate(
                 rec.value,
                 rec.key,
                 stream=rec.stream,
@@ -111,10 +137,9 @@ class Ingest:
             state = changed.get(cid)
             if state is None:
                 state = load(cid) or CustomerState()
-            if state.admit(result.stream, rec.partition, rec.offset):
+            outcome = self.admit(state, result, rec.partition, rec.offset)
+            if outcome == ACCEPTED:
                 out.applied.append((rec, result))
-                out.counts[(result.stream.value, result.type, ACCEPTED)] += 1
-            else:
-                out.counts[(result.stream.value, result.type, DUPLICATE)] += 1
+            out.counts[(result.stream.value, result.type, outcome)] += 1
             changed[cid] = state
         return out

@@ -1,61 +1,92 @@
-"""Per-customer state: fixed-size, binary-encoded, idempotent under redelivery.
+"""Per-customer state: fixed-size, binary-encoded, idempotent under redelivery and re-sends.
 
-The state remembers, per input stream, the source partition and the last offset it applied, so a
-record Kafka redelivers after a crash is recognised and skipped (and counted) instead of being
-applied twice. Records of one customer in one topic arrive in offset order (one partition owns the
-key), which makes a single high-water mark per stream sufficient.
+What a customer's state holds (and nothing else: erasing it erases the customer):
 
-The encoding is a versioned ``struct`` layout, never pickle; a later version may append fields and
-``decode`` must keep reading every earlier one.
+* ``sums``: the event-time decayed aggregates of `stream.core.features`, stored *grown*:
+  ``Σ w · exp((t − t0) / τ)`` against the reference time ``t0``, so applying an event touches only
+  its own aggregates and the result does not depend on arrival order;
+* event times: ``t0``, first and last event, last purchase (ms since the epoch);
+* per input stream, the source partition and the last applied offset, so a record Kafka redelivers
+  after a crash is recognised (records of one key arrive in offset order);
+* the 64-bit hashes of the last `RECENT_IDS` event ids, so a re-sent event is recognised;
+* counters: events per stream, duplicates skipped, events too old to apply.
+
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 334 bytes.
 
 >>> s = CustomerState()
->>> s.admit(Stream.EMAIL, partition=3, offset=10), s.admit(Stream.EMAIL, partition=3, offset=10)
+>>> s.admit_offset(Stream.EMAIL, partition=3, offset=10), s.admit_offset(Stream.EMAIL, 3, 10)
 (True, False)
->>> CustomerState.decode(s.encode()) == s
-True
->>> len(s.encode())
-53
+>>> s.admit_event_id("ev-1"), s.admit_event_id("ev-1")
+(True, False)
+>>> CustomerState.decode(s.encode()) == s, len(s.encode())
+(True, 334)
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 
 from stream.core.events import Stream
 
 STREAMS: tuple[Stream, ...] = (Stream.CLICKSTREAM, Stream.EMAIL, Stream.PURCHASES)
-_INDEX = {s: i for i, s in enumerate(STREAMS)}
-
-_V1 = struct.Struct("<B3I I 3i 3q")  # version, events[3], duplicates, partitions[3], offsets[3]
+STREAM_INDEX = {s: i for i, s in enumerate(STREAMS)}
+N_SUMS = 37
+RECENT_IDS = 12
+NO_TIME = -(2**63)
 VERSION = 1
+
+# version, sums, t0/first/last/last_purchase, events[3], duplicates, too_old,
+# partitions[3], offsets[3], ring position, recent event-id hashes
+_V1 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q")
 
 
 class StateDecodeError(ValueError):
     """The bytes are not a customer state this code can read."""
 
 
-@dataclass(slots=True)
-class CustomerState:
-    """What the service keeps per customer (so far: counts and redelivery marks)."""
+def id_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (never 0, which marks an empty slot)."""
+    h = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    return h or 1
 
+
+@dataclass(slots=True, eq=True)
+class CustomerState:
+    """Everything the service keeps about one customer."""
+
+    sums: list[float] = field(default_factory=lambda: [0.0] * N_SUMS)
+    t0: int = NO_TIME
+    first_ts: int = NO_TIME
+    last_ts: int = NO_TIME
+    last_purchase_ts: int = NO_TIME
     events: list[int] = field(default_factory=lambda: [0, 0, 0])
     duplicates: int = 0
+    too_old: int = 0
     partitions: list[int] = field(default_factory=lambda: [-1, -1, -1])
     offsets: list[int] = field(default_factory=lambda: [-1, -1, -1])
+    ring_pos: int = 0
+    recent_ids: list[int] = field(default_factory=lambda: [0] * RECENT_IDS)
 
-    def admit(self, stream: Stream, partition: int, offset: int) -> bool:
-        """Record that the record at ``partition``/``offset`` of ``stream`` is being applied.
-
-        Returns False (and counts a duplicate) when it was applied before.
-        """
-        i = _INDEX[stream]
+    def admit_offset(self, stream: Stream, partition: int, offset: int) -> bool:
+        """Mark ``partition``/``offset`` of ``stream`` applied; False (counted) if it was."""
+        i = STREAM_INDEX[stream]
         if self.partitions[i] == partition and offset <= self.offsets[i]:
             self.duplicates += 1
             return False
         self.partitions[i] = partition
         self.offsets[i] = offset
-        self.events[i] += 1
+        return True
+
+    def admit_event_id(self, event_id: str) -> bool:
+        """Remember ``event_id``; False (counted) if it is among the recent ones."""
+        h = id_hash(event_id)
+        if h in self.recent_ids:
+            self.duplicates += 1
+            return False
+        self.recent_ids[self.ring_pos] = h
+        self.ring_pos = (self.ring_pos + 1) % RECENT_IDS
         return True
 
     @property
@@ -65,7 +96,11 @@ class CustomerState:
 
     def encode(self) -> bytes:
         """The versioned binary encoding."""
-        return _V1.pack(VERSION, *self.events, self.duplicates, *self.partitions, *self.offsets)
+        return _V1.pack(
+            VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
+            *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
+            self.ring_pos, *self.recent_ids,
+        )  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> CustomerState:
@@ -73,6 +108,15 @@ class CustomerState:
         if not data or data[0] != VERSION or len(data) != _V1.size:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         v = _V1.unpack(data)
+        n = 1 + N_SUMS
         return cls(
-            events=list(v[1:4]), duplicates=v[4], partitions=list(v[5:8]), offsets=list(v[8:11])
-        )
+            sums=list(v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
+            last_purchase_ts=v[n + 3], events=list(v[n + 4 : n + 7]), duplicates=v[n + 7],
+            too_old=v[n + 8], partitions=list(v[n + 9 : n + 12]), offsets=list(v[n + 12 : n + 15]),
+            ring_pos=v[n + 15], recent_ids=list(v[n + 16 :]),
+        )  # fmt: skip
+
+
+def encoded_size() -> int:
+    """Bytes per customer in the table (the value; the key is the customer id)."""
+    return _V1.size

@@ -88,6 +88,7 @@ class Validator:
         *,
         stream: Stream | None = None,
         reference_ms: int | None = None,
+        keyed: bool = True,
     ) -> AnyEvent | Rejection:
         """Validate one record.
 
@@ -102,6 +103,8 @@ class Validator:
         reference_ms
             The record's timestamp in ms since the epoch, for the future-timestamp check;
             None skips the check.
+        keyed
+            False for records without a Kafka key (lines of a file): the key is not checked.
         """
         if value is None:
             return Rejection(Reason.NOT_JSON, "message has no value (null)")
@@ -121,10 +124,11 @@ class Validator:
                 f"type {event.type!r} belongs to {STREAM_OF_TYPE[event.type].value}, "
                 f"not {stream.value}",
             )
-        if key is None:
-            return Rejection(Reason.MISSING_KEY, "message key is absent; expected customer_id")
-        if key != event.customer_id.encode():
-            return Rejection(Reason.KEY_MISMATCH, "message key differs from customer_id")
+        if keyed:
+            if key is None:
+                return Rejection(Reason.MISSING_KEY, "message key is absent; expected customer_id")
+            if key != event.customer_id.encode():
+                return Rejection(Reason.KEY_MISMATCH, "message key differs from customer_id")
         if reference_ms is not None:
             ahead = event_time_ms(event.ts) - reference_ms
             if ahead > self.limits.future_tolerance_ms:

@@ -11,42 +11,66 @@ from hypothesis import strategies as st
 
 from stream.core.events import Stream
 from stream.core.ingest import Ingest, RawRecord
-from stream.core.state import CustomerState, StateDecodeError
+from stream.core.state import N_SUMS, RECENT_IDS, CustomerState, StateDecodeError, encoded_size
 from tests.factories import valid_event
 
 
 def test_redelivered_offset_is_skipped_and_counted() -> None:
     s = CustomerState()
-    assert s.admit(Stream.PURCHASES, 1, 5)
-    assert s.admit(Stream.PURCHASES, 1, 9)
-    assert not s.admit(Stream.PURCHASES, 1, 9)
-    assert not s.admit(Stream.PURCHASES, 1, 6)
-    assert s.admit(Stream.EMAIL, 1, 6)  # offsets are per stream (topic)
-    assert s.events == [0, 1, 2] and s.duplicates == 2
+    assert s.admit_offset(Stream.PURCHASES, 1, 5)
+    assert s.admit_offset(Stream.PURCHASES, 1, 9)
+    assert not s.admit_offset(Stream.PURCHASES, 1, 9)
+    assert not s.admit_offset(Stream.PURCHASES, 1, 6)
+    assert s.admit_offset(Stream.EMAIL, 1, 6)  # offsets are per stream (topic)
+    assert s.duplicates == 2
 
 
 def test_a_new_partition_resets_the_mark() -> None:
     s = CustomerState()
-    s.admit(Stream.CLICKSTREAM, 0, 100)
-    assert s.admit(Stream.CLICKSTREAM, 3, 1)  # topic re-created with another partition count
+    s.admit_offset(Stream.CLICKSTREAM, 0, 100)
+    assert s.admit_offset(Stream.CLICKSTREAM, 3, 1)  # topic re-created with another partition count
+
+
+def test_recent_event_ids_are_bounded() -> None:
+    s = CustomerState()
+    for i in range(RECENT_IDS):
+        assert s.admit_event_id(f"e{i}")
+    assert not s.admit_event_id("e0")
+    assert s.admit_event_id("e-new")  # evicts e0, the oldest
+    assert s.admit_event_id("e0")
+    assert s.duplicates == 1
 
 
 @given(
-    st.lists(st.integers(0, 2**31 - 1), max_size=3, min_size=3),
-    st.integers(0, 2**31 - 1),
+    st.lists(st.floats(0, 2.0**100, width=32), min_size=N_SUMS, max_size=N_SUMS),
+    st.integers(-(2**62), 2**62),
+    st.lists(st.integers(0, 2**31 - 1), min_size=3, max_size=3),
     st.lists(st.integers(-1, 1000), min_size=3, max_size=3),
     st.lists(st.integers(-1, 2**62), min_size=3, max_size=3),
+    st.lists(st.integers(0, 2**64 - 1), min_size=RECENT_IDS, max_size=RECENT_IDS),
 )
 def test_encoding_round_trips(
-    events: list[int], dups: int, parts: list[int], offs: list[int]
+    sums: list[float], t: int, events: list[int], parts: list[int], offs: list[int], ids: list[int]
 ) -> None:
-    s = CustomerState(events=events, duplicates=dups, partitions=parts, offsets=offs)
+    s = CustomerState(
+        sums=sums,
+        t0=t,
+        first_ts=t - 5,
+        last_ts=t + 5,
+        events=events,
+        duplicates=3,
+        too_old=1,
+        partitions=parts,
+        offsets=offs,
+        ring_pos=4,
+        recent_ids=ids,
+    )
     data = s.encode()
-    assert len(data) == 53
+    assert len(data) == encoded_size() <= 400
     assert CustomerState.decode(data) == s
 
 
-@pytest.mark.parametrize("data", [b"", b"\x02" + bytes(52), b"\x01" + bytes(10)])
+@pytest.mark.parametrize("data", [b"", b"\x02" + bytes(333), b"\x01" + bytes(10)])
 def test_unknown_encodings_are_refused(data: bytes) -> None:
     with pytest.raises(StateDecodeError):
         CustomerState.decode(data)
