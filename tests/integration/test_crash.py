@@ -11,7 +11,7 @@ import pytest
 
 from stream.core.state import STREAMS
 from tests.factories import valid_stream
-from tests.integration.harness import metric_sum, wait_for
+from tests.integration.harness import assert_same_state, metric_sum, uninterrupted_states, wait_for
 from tests.integration.test_ingest import final_states, producer_for
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,11 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(broker, names, spawn):
         }
     )
     assert got == expected, "per-customer counts differ from what was produced"
+    # And the whole state (features, marks) equals an uninterrupted run of the same records.
+    topics = {s: names.topic(s) for s in ("clickstream", "email", "purchases")}
+    want = uninterrupted_states(broker.bootstrap, topics, expect=N_EVENTS)
+    for customer, state in want.items():
+        assert_same_state(states[customer], state, ignore_duplicates=True)
     # Redeliveries after the crash are recognised, counted and skipped, never applied twice.
     skipped = metric_sum(second.metrics(), "microseg_duplicates_skipped_total")
     assert skipped == sum(st.duplicates for st in states.values())
