@@ -87,3 +87,13 @@ def test_settings_are_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in Settings.model_fields:
         assert f"MICROSEG_{name.upper()}" in readme, f"MICROSEG_{name.upper()} missing from README"
+
+
+def test_every_feature_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from stream.core.features import FEATURES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for f in FEATURES:
+        assert f"| `{f.name}` | {f.meaning} |" in readme, f"{f.name} missing or stale in README"
