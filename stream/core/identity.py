@@ -1,0 +1,186 @@
+"""Stable segment identity across model versions.
+
+When the trainer derives a new set of segment centroids, each is matched to the previous
+version's by an optimal assignment (Hungarian algorithm on centroid distances). Matched segments
+keep their ids; ids are never reused. What is left over is explained with a transfer matrix: how
+much of each old segment's mass (its micro-clusters or members, weighted) now lies nearest each
+new centroid:
+
+* an unmatched new segment that received at least ``share`` of a matched old segment's mass is a
+  **split** of that segment (old → [old, new]);
+* an unmatched old segment that sent at least ``share`` of its mass to one matched new segment is
+  **merged** into it;
+* any other new segment is **born** (its region held little old mass); any other old segment is
+  **retired**.
+
+>>> old = np.array([[0.0, 0.0], [10.0, 0.0]])
+>>> new = np.array([[10.2, 0.1], [0.1, -0.1], [0.0, 9.0]])
+>>> r = match_segments([7, 3], old, new, next_id=8, max_distance=2.0)
+>>> r.ids, r.born, r.retired
+([3, 7, 8], [8], [])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+
+def hungarian(cost: Array) -> list[tuple[int, int]]:
+    """Minimum-cost assignment of rows to columns of a (rectangular) cost matrix.
+
+    Returns ``(row, column)`` pairs, ``min(n_rows, n_cols)`` of them, sorted by row.
+
+    >>> hungarian(np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]]))
+    [(0, 1), (1, 0), (2, 2)]
+    """
+    n_rows, n_cols = cost.shape
+    transposed = n_rows > n_cols
+    c = cost.T if transposed else cost
+    n, m = c.shape  # n <= m
+    inf = float("inf")
+    u = [0.0] * (n + 1)
+    v = [0.0] * (m + 1)
+    p = [0] * (m + 1)  # p[j]: row (1-based) assigned to column j
+    way = [0] * (m + 1)
+    for i in range(1, n + 1):
+        p[0] = i
+        j0 = 0
+        minv = [inf] * (m + 1)
+        used = [False] * (m + 1)
+        while True:
+            used[j0] = True
+            i0 = p[j0]
+            delta = inf
+            j1 = 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    cur = float(c[i0 - 1, j - 1]) - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j] = cur
+                        way[j] = j0
+                    if minv[j] < delta:
+                        delta = minv[j]
+                        j1 = j
+            for j in range(m + 1):
+                if used[j]:
+                    u[p[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while True:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+            if j0 == 0:
+                break
+    pairs = [(p[j] - 1, j - 1) for j in range(1, m + 1) if p[j] != 0]
+    if transposed:
+        pairs = [(b, a) for a, b in pairs]
+    return sorted(pairs)
+
+
+@dataclass
+class Matching:
+    """The outcome of matching a new model's segments to the previous version's."""
+
+    ids: list[int]
+    """The id of each new segment, in the new model's order."""
+    next_id: int
+    """The next unused id."""
+    kept: dict[int, int] = field(default_factory=dict)
+    """Old id → the same id in the new model (matched)."""
+    born: list[int] = field(default_factory=list)
+    retired: list[int] = field(default_factory=list)
+    splits: dict[int, list[int]] = field(default_factory=dict)
+    """Old id → the new ids it split into (itself included)."""
+    merges: dict[int, int] = field(default_factory=dict)
+    """Old id → the new id it merged into."""
+
+
+def transfer_matrix(
+    points: Array, weights: Array, labels: list[int], n_old: int, new: Array
+) -> Array:
+    """``T[i, j]``: weight of old points (labelled with old segment ``i``) nearest new centroid ``j``."""
+    t = np.zeros((n_old, len(new)))
+    if len(new) == 0 or len(points) == 0:
+        return t
+    d = ((points[:, None, :] - new[None, :, :]) ** 2).sum(axis=2)
+    nearest = d.argmin(axis=1)
+    for k, (i, j) in enumerate(zip(labels, nearest.tolist(), strict=True)):
+        t[i, j] += float(weights[k])
+    return t
+
+
+def match_segments(
+    old_ids: list[int],
+    old: Array,
+    new: Array,
+    next_id: int,
+    max_distance: float,
+    transfer: Array | None = None,
+    share: float = 0.3,
+) -> Matching:
+    """Give each new centroid an id, keeping the old ids of matched segments.
+
+    Parameters
+    ----------
+    old_ids, old
+        The previous version's segment ids and centroids (scaled space).
+    new
+        The new centroids.
+    next_id
+        The smallest id never used so far.
+    max_distance
+        Matched pairs farther apart than this are not the same segment.
+    transfer
+        ``T[old, new]`` mass transfer (`transfer_matrix`); defaults to the old centroids
+        themselves, weight 1 each.
+    share
+        The share of an old segment's mass that makes a split or a merge.
+    """
+    n_old, n_new = len(old_ids), len(new)
+    ids: list[int | None] = [None] * n_new
+    result = Matching(ids=[], next_id=next_id)
+    if n_old and n_new:
+        cost = np.sqrt(((old[:, None, :] - new[None, :, :]) ** 2).sum(axis=2))
+        for i, j in hungarian(cost):
+            if cost[i, j] <= max_distance:
+                ids[j] = old_ids[i]
+                result.kept[old_ids[i]] = old_ids[i]
+    if transfer is None:
+        transfer = transfer_matrix(old, np.ones(n_old), list(range(n_old)), n_old, new)
+    row_mass = transfer.sum(axis=1) if n_old else np.zeros(0)
+    matched_old = {old_ids.index(k) for k in result.kept}
+    for j in range(n_new):
+        if ids[j] is not None:
+            continue
+        ids[j] = result.next_id
+        result.next_id += 1
+        parents = [i for i in sorted(matched_old) if row_mass[i] > 0
+                   and transfer[i, j] >= share * row_mass[i]]  # fmt: skip
+        if parents:
+            parent = old_ids[max(parents, key=lambda i: float(transfer[i, j]))]
+            result.splits.setdefault(parent, [parent]).append(int(ids[j]))
+        else:
+            result.born.append(int(ids[j]))
+    new_ids = [int(x) for x in ids if x is not None]
+    for i, oid in enumerate(old_ids):
+        if oid in result.kept:
+            continue
+        row = transfer[i, :]
+        total = float(row.sum())
+        dst = int(row.argmax()) if total > 0 else -1
+        if dst >= 0 and row[dst] >= share * total and new_ids[dst] in result.kept:
+            result.merges[oid] = new_ids[dst]
+        else:
+            result.retired.append(oid)
+    result.ids = new_ids
+    return result
