@@ -164,8 +164,11 @@ def match_segments(
             continue
         ids[j] = result.next_id
         result.next_id += 1
-        parents = [i for i in sorted(matched_old) if row_mass[i] > 0
-                   and transfer[i, j] >= share * row_mass[i]]  # fmt: skip
+        parents = [
+            i
+            for i in sorted(matched_old)
+            if row_mass[i] > 0 and transfer[i, j] >= share * row_mass[i]
+        ]
         if parents:
             parent = old_ids[max(parents, key=lambda i: float(transfer[i, j]))]
             result.splits.setdefault(parent, [parent]).append(int(ids[j]))

@@ -1,0 +1,109 @@
+"""The segment model snapshot: what the trainer publishes and every scorer loads.
+
+Small and self-contained: the feature transform and scaler statistics, segment and micro-segment
+centroids in scaled space, their stable ids and names, and the version. Encoded as canonical
+JSON (sorted keys, floats as their shortest repr) — never pickled — so any consumer can read it
+and the same model always encodes to the same bytes.
+
+>>> m = SegmentModel(version=1, trained_at=0, mean=[0.0, 0.0], std=[1.0, 1.0],
+...                  segments=[Segment(1, "Steady", [0.0, 0.0], [MicroSegment(1, [0.0, 0.0])])],
+...                  next_segment_id=2, next_micro_id=2, features=["a", "b"])
+>>> SegmentModel.decode(m.encode()) == m
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.core.features import FEATURES
+
+ENCODING_VERSION = 1
+
+# Unbounded counts and amounts are compressed with log1p before scaling, so a few big spenders do
+# not define the geometry; ratios and recencies are used as they are.
+LOG_FEATURES = frozenset(f.name for f in FEATURES if f.high is None or f.unit == "days")
+
+
+def transform(values: list[float]) -> list[float]:
+    """The clustering-space transform of a raw feature vector (before scaling)."""
+    return [
+        math.log1p(max(v, 0.0)) if name in LOG_FEATURES else v
+        for name, v in zip(_NAMES, values, strict=True)
+    ]
+
+
+_NAMES = tuple(f.name for f in FEATURES)
+
+
+@dataclass
+class MicroSegment:
+    """A finer group inside a segment."""
+
+    id: int
+    centroid: list[float]
+
+
+@dataclass
+class Segment:
+    """A segment: id (stable across versions), descriptive name, centroid, micro-segments."""
+
+    id: int
+    name: str
+    centroid: list[float]
+    micro: list[MicroSegment]
+    weight: float = 0.0
+    traits: list[dict[str, Any]] = field(default_factory=list)
+    value_tier: str = ""
+    action: str = ""
+
+
+@dataclass
+class SegmentModel:
+    """A versioned model snapshot."""
+
+    version: int
+    trained_at: int
+    mean: list[float]
+    std: list[float]
+    segments: list[Segment]
+    next_segment_id: int
+    next_micro_id: int
+    features: list[str] = field(default_factory=lambda: list(_NAMES))
+
+    def encode(self) -> bytes:
+        """Canonical JSON bytes (the value of a ``segment-model`` record)."""
+        return json.dumps(
+            {"encoding": ENCODING_VERSION, **asdict(self)}, sort_keys=True, separators=(",", ":")
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> SegmentModel:
+        """Read an encoded snapshot; raise ValueError if it is not one this code understands."""
+        obj = json.loads(data)
+        if obj.pop("encoding", None) != ENCODING_VERSION:
+            raise ValueError("unsupported segment-model encoding")
+        segments = [
+            Segment(**{**s, "micro": [MicroSegment(**m) for m in s["micro"]]})
+            for s in obj.pop("segments")
+        ]
+        return cls(segments=segments, **obj)
+
+    def scale(self, values: list[float]) -> NDArray[np.float64]:
+        """Raw feature vector → scaled clustering space."""
+        x = np.asarray(transform(values), dtype=np.float64)
+        return (x - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def centroids(self) -> NDArray[np.float64]:
+        """Segment centroids as a matrix (segment order)."""
+        return np.asarray([s.centroid for s in self.segments], dtype=np.float64)
+
+    def segment(self, segment_id: int) -> Segment | None:
+        """The segment with this id, if live."""
+        return next((s for s in self.segments if s.id == segment_id), None)

@@ -1,0 +1,225 @@
+"""The trainer: one global model learnt from sampled feature vectors.
+
+Samples are chosen deterministically by hashing ``event_id`` (so every replay picks the same
+ones), transformed (`stream.core.model.transform`), scaled by running statistics, and learnt by
+River's CluStream, which maintains weighted micro-clusters. Segments are derived from River's
+state deterministically — a seeded, weighted k-means over the micro-cluster centres — and
+micro-segments by the same inside each segment; identities carry over from the previous
+version (`stream.core.identity`). A snapshot is published every ``publish_every`` samples.
+
+>>> tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=40, warmup=40, seed=1)
+>>> import random
+>>> rng = random.Random(0)
+>>> models = [tr.learn_one([abs(rng.gauss(5 * (i % 2), 1))] * 28, t=i) for i in range(40)]
+>>> m = models[-1]
+>>> m.version, len(m.segments), [s.id for s in m.segments]
+(1, 2, [1, 2])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from river import cluster
+
+from stream.core.features import FEATURES
+from stream.core.identity import match_segments, transfer_matrix
+from stream.core.model import MicroSegment, Segment, SegmentModel, transform
+from stream.core.naming import name_segments
+
+Array = NDArray[np.float64]
+_KEYS = [f"f{i}" for i in range(len(FEATURES))]
+
+
+def sampled(event_id: str, rate: float) -> bool:
+    """Whether ``event_id`` is in the deterministic training sample of the given rate."""
+    h = int.from_bytes(
+        hashlib.blake2b(event_id.encode(), digest_size=8, person=b"sample").digest(), "little"
+    )
+    return h < rate * 2**64
+
+
+def weighted_kmeans(
+    points: Array, weights: Array, k: int, seed: int, iters: int = 60
+) -> tuple[Array, list[int]]:
+    """Seeded weighted k-means (k-means++ initialisation); returns centroids and labels.
+
+    Centroids come out sorted lexicographically, so the order does not depend on initialisation.
+    """
+    n = len(points)
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    w = np.maximum(weights, 1e-12)
+    centres = [points[int(rng.choice(n, p=w / w.sum()))]]
+    for _ in range(1, k):
+        d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
+        centres.append(
+            points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
+        )
+    c = np.asarray(centres, dtype=np.float64)
+    labels = np.zeros(n, dtype=int)
+    for _ in range(iters):
+        labels = ((points[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        new = c.copy()
+        for j in range(k):
+            mask = labels == j
+            if mask.any():
+                new[j] = (points[mask] * w[mask, None]).sum(0) / w[mask].sum()
+        if np.allclose(new, c):
+            break
+        c = new
+    order = np.lexsort(c.T[::-1])
+    remap = {int(old): new_i for new_i, old in enumerate(order)}
+    return c[order], [remap[int(x)] for x in labels]
+
+
+class Trainer:
+    """Learns the global segmentation from sampled feature vectors.
+
+    Parameters
+    ----------
+    n_segments
+        Number of broad segments (2–12).
+    micro_per_segment
+        Micro-segments per segment (at most).
+    max_micro_clusters
+        Size of CluStream's micro-cluster pool.
+    publish_every
+        Samples between published snapshots.
+    warmup
+        Samples before the first snapshot.
+    seed
+        Seed of CluStream and of the k-means derivation.
+    match_distance
+        Scaled distance within which a new centroid keeps an old segment's id.
+    """
+
+    def __init__(
+        self,
+        n_segments: int = 6,
+        micro_per_segment: int = 3,
+        max_micro_clusters: int = 60,
+        publish_every: int = 2000,
+        warmup: int = 1000,
+        seed: int = 42,
+        match_distance: float = 1.0,
+    ) -> None:
+        self.n_segments = n_segments
+        self.micro_per_segment = micro_per_segment
+        self.max_micro_clusters = max_micro_clusters
+        self.publish_every = publish_every
+        self.warmup = warmup
+        self.seed = seed
+        self.match_distance = match_distance
+        self.clusterer = cluster.CluStream(
+            n_macro_clusters=n_segments,
+            max_micro_clusters=max_micro_clusters,
+            time_window=10 * publish_every,
+            seed=seed,
+        )
+        self.n = 0
+        self._mean = np.zeros(len(FEATURES))
+        self._m2 = np.zeros(len(FEATURES))
+        self.model: SegmentModel | None = None
+        self.history: list[dict[str, Any]] = []
+
+    def learn_one(self, raw: list[float], t: int) -> SegmentModel | None:
+        """Learn one sampled raw feature vector at event time ``t``; return a new model when due."""
+        x = np.asarray(transform(raw), dtype=np.float64)
+        self.n += 1
+        delta = x - self._mean
+        self._mean += delta / self.n
+        self._m2 += delta * (x - self._mean)
+        z = (x - self._mean) / self._std()
+        self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))
+        due = self.n >= self.warmup and (self.model is None or self.n % self.publish_every == 0)
+        return self.publish(t) if due else None
+
+    def _std(self) -> Array:
+        var = self._m2 / max(self.n - 1, 1)
+        return np.sqrt(np.maximum(var, 1e-12))
+
+    def publish(self, t: int) -> SegmentModel:
+        """Derive segments from River's micro-clusters and publish the next version."""
+        mcs = list(self.clusterer.micro_clusters.values())
+        points = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
+        weights = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
+        centroids, labels = weighted_kmeans(points, weights, self.n_segments, self.seed)
+        prev = self.model
+        if prev is None:
+            ids = list(range(1, len(centroids) + 1))
+            next_id = len(centroids) + 1
+            matching = None
+        else:
+            old = prev.centroids()
+            old_points = np.asarray([m.centroid for s in prev.segments for m in s.micro])
+            old_w = np.asarray(
+                [s.weight / max(len(s.micro), 1) for s in prev.segments for m in s.micro]
+            )
+            old_labels = [i for i, s in enumerate(prev.segments) for _ in s.micro]
+            tm = transfer_matrix(old_points, old_w, old_labels, len(old), centroids)
+            matching = match_segments(
+                [s.id for s in prev.segments],
+                old,
+                centroids,
+                prev.next_segment_id,
+                self.match_distance,
+                tm,
+            )
+            ids, next_id = matching.ids, matching.next_id
+        next_micro = prev.next_micro_id if prev else 1
+        segments = []
+        for j, c in enumerate(centroids):
+            mask = np.asarray(labels) == j
+            sub_c, _ = weighted_kmeans(
+                points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1
+            )
+            old_seg = prev.segment(ids[j]) if prev else None
+            micro_ids, next_micro = _micro_ids(old_seg, sub_c, next_micro, self.match_distance)
+            segments.append(
+                Segment(
+                    ids[j],
+                    "",
+                    c.tolist(),
+                    [
+                        MicroSegment(mid, mc.tolist())
+                        for mid, mc in zip(micro_ids, sub_c, strict=True)
+                    ],
+                    weight=float(weights[mask].sum()),
+                )
+            )
+        for seg, d in zip(
+            segments, name_segments([seg.centroid for seg in segments], ids), strict=True
+        ):
+            seg.name, seg.traits, seg.value_tier, seg.action = (
+                d["name"],
+                d["traits"],
+                d["value_tier"],
+                d["action"],
+            )
+        model = SegmentModel(
+            version=(prev.version + 1) if prev else 1,
+            trained_at=t,
+            mean=self._mean.tolist(),
+            std=self._std().tolist(),
+            segments=segments,
+            next_segment_id=next_id,
+            next_micro_id=next_micro,
+        )
+        self.model = model
+        self.history.append({"version": model.version, "matching": matching})
+        return model
+
+
+def _micro_ids(
+    old: Segment | None, centroids: Array, next_id: int, max_distance: float
+) -> tuple[list[int], int]:
+    if old is None or not old.micro:
+        ids = list(range(next_id, next_id + len(centroids)))
+        return ids, next_id + len(centroids)
+    prev = np.asarray([m.centroid for m in old.micro])
+    r = match_segments([m.id for m in old.micro], prev, centroids, next_id, max_distance)
+    return r.ids, r.next_id
