@@ -162,7 +162,8 @@ def match_segments(
     for j in range(n_new):
         if ids[j] is not None:
             continue
-        ids[j] = result.next_id
+        new_id = result.next_id
+        ids[j] = new_id
         result.next_id += 1
         parents = [
             i
@@ -171,9 +172,9 @@ def match_segments(
         ]
         if parents:
             parent = old_ids[max(parents, key=lambda i: float(transfer[i, j]))]
-            result.splits.setdefault(parent, [parent]).append(int(ids[j]))
+            result.splits.setdefault(parent, [parent]).append(new_id)
         else:
-            result.born.append(int(ids[j]))
+            result.born.append(new_id)
     new_ids = [int(x) for x in ids if x is not None]
     for i, oid in enumerate(old_ids):
         if oid in result.kept:

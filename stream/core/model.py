@@ -98,7 +98,8 @@ class SegmentModel:
     def scale(self, values: list[float]) -> NDArray[np.float64]:
         """Raw feature vector → scaled clustering space."""
         x = np.asarray(transform(values), dtype=np.float64)
-        return (x - np.asarray(self.mean)) / np.asarray(self.std)
+        z: NDArray[np.float64] = (x - np.asarray(self.mean)) / np.asarray(self.std)
+        return z
 
     def centroids(self) -> NDArray[np.float64]:
         """Segment centroids as a matrix (segment order)."""

@@ -134,7 +134,7 @@ class Trainer:
         self._mean += delta / self.n
         self._m2 += delta * (x - self._mean)
         z = (x - self._mean) / self._std()
-        self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))
+        self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         due = self.n >= self.warmup and (self.model is None or self.n % self.publish_every == 0)
         return self.publish(t) if due else None
 
