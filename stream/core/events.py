@@ -12,7 +12,7 @@ types (a number sent as a string is a wrong type, not silently coerced).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
@@ -20,7 +20,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 ID = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=1024)]
-Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
+"""A non-negative amount in the event's currency, at most 10^15 (larger is ``invalid_value``)."""
 
 
 class Stream(StrEnum):
@@ -162,8 +163,8 @@ def event_time_ms(ts: datetime) -> int:
     >>> event_time_ms(datetime(1970, 1, 1, 1, 0, 0, 1500, tzinfo=timezone(timedelta(hours=1))))
     1
     """
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    return (ts - _EPOCH) // _ONE_MS  # exact integer floor division of timedeltas
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+_ONE_MS = timedelta(milliseconds=1)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stream.core.deadletter import DeadLetter, Origin
-from stream.core.events import Stream, event_time_ms
+from stream.core.events import EVENT_MODELS, Stream, event_time_ms
 from stream.core.features import DAY_MS, apply
 from stream.core.state import NO_TIME, STREAM_INDEX, CustomerState
 from stream.core.validation import AnyEvent, Limits, Rejection, Validator
@@ -37,6 +37,8 @@ DEAD_LETTERED = "dead_lettered"
 TOO_OLD = "too_old"
 INVALID_TYPE = "invalid"
 """The ``type`` label of a rejected event (its own ``type`` may be anything)."""
+
+_STREAM_INDEX_OF_MODEL = {EVENT_MODELS[s]: i for s, i in STREAM_INDEX.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +88,33 @@ class Ingest:
         self._lateness_ms = int(lateness_days * DAY_MS)
         self.validator = Validator(self.limits)
 
-    def admit(self, state: CustomerState, event: AnyEvent, partition: int, offset: int) -> str:
+    def admit(
+        self,
+        state: CustomerState,
+        event: AnyEvent,
+        partition: int,
+        offset: int,
+        t: int | None = None,
+    ) -> str:
         """Apply one valid event to ``state`` unless it is a redelivery, a re-send or too old.
 
+        ``t`` is the event time in ms when the caller already has it (default: from ``ts``).
         Returns the outcome: ``accepted``, ``duplicate`` or ``too_old``.
         """
-        if not state.admit_offset(event.stream, partition, offset):
+        # The stream index by model class: hashing a `Stream` (an Enum) runs Python code.
+        i = _STREAM_INDEX_OF_MODEL[type(event)]
+        if not state.admit_offset(i, partition, offset):
             return DUPLICATE
-        t = event_time_ms(event.ts)
-        if state.last_ts != NO_TIME and state.last_ts - t > self._lateness_ms:
+        if t is None:
+            t = event_time_ms(event.ts)
+        last_ts = state.last_ts
+        if last_ts != NO_TIME and last_ts - t > self._lateness_ms:
             state.too_old += 1
             return TOO_OLD
         if not state.admit_event_id(event.event_id):
             return DUPLICATE
         apply(state, event, t)
-        state.events[STREAM_INDEX[event.stream]] += 1
+        state.events[i] += 1
         return ACCEPTED
 
     def process(

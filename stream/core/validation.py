@@ -80,6 +80,8 @@ class Validator:
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
+        # The core validator itself: `TypeAdapter.validate_json` only forwards its defaults.
+        self._validate_json = EVENT_ADAPTER.validator.validate_json
 
     def validate(
         self,
@@ -115,7 +117,7 @@ class Validator:
                 f"message is {size} bytes, limit {self.limits.max_message_bytes}",
             )
         try:
-            event = EVENT_ADAPTER.validate_json(value)
+            event: AnyEvent = self._validate_json(value)
         except ValidationError as exc:
             return _rejection_from(exc)
         if stream is not None and STREAM_OF_TYPE[event.type] is not stream:

@@ -11,24 +11,33 @@ from hypothesis import strategies as st
 
 from stream.core.events import Stream
 from stream.core.ingest import Ingest, RawRecord
-from stream.core.state import N_SUMS, RECENT_IDS, CustomerState, StateDecodeError, encoded_size
+from stream.core.state import (
+    N_SUMS,
+    RECENT_IDS,
+    STREAM_INDEX,
+    CustomerState,
+    StateDecodeError,
+    encoded_size,
+)
 from tests.factories import valid_event
 
 
 def test_redelivered_offset_is_skipped_and_counted() -> None:
     s = CustomerState()
-    assert s.admit_offset(Stream.PURCHASES, 1, 5)
-    assert s.admit_offset(Stream.PURCHASES, 1, 9)
-    assert not s.admit_offset(Stream.PURCHASES, 1, 9)
-    assert not s.admit_offset(Stream.PURCHASES, 1, 6)
-    assert s.admit_offset(Stream.EMAIL, 1, 6)  # offsets are per stream (topic)
+    assert s.admit_offset(STREAM_INDEX[Stream.PURCHASES], 1, 5)
+    assert s.admit_offset(STREAM_INDEX[Stream.PURCHASES], 1, 9)
+    assert not s.admit_offset(STREAM_INDEX[Stream.PURCHASES], 1, 9)
+    assert not s.admit_offset(STREAM_INDEX[Stream.PURCHASES], 1, 6)
+    assert s.admit_offset(STREAM_INDEX[Stream.EMAIL], 1, 6)  # offsets are per stream (topic)
     assert s.duplicates == 2
 
 
 def test_a_new_partition_resets_the_mark() -> None:
     s = CustomerState()
-    s.admit_offset(Stream.CLICKSTREAM, 0, 100)
-    assert s.admit_offset(Stream.CLICKSTREAM, 3, 1)  # topic re-created with another partition count
+    s.admit_offset(STREAM_INDEX[Stream.CLICKSTREAM], 0, 100)
+    assert s.admit_offset(
+        STREAM_INDEX[Stream.CLICKSTREAM], 3, 1
+    )  # topic re-created with another partition count
 
 
 def test_recent_event_ids_are_bounded() -> None:
