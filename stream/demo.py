@@ -195,5 +195,9 @@ def _summary(
     lines.append(f"dead-lettered: {dead:,.0f}")
     lines += [f"  {r:<18} {n:>5,.0f}" for r, n in sorted(reasons.items())]
     lines.append(f"duplicates skipped: {dups:,.0f}")
+    late = _total(metrics, "microseg_late_events_total")
+    lines.append(
+        f"too old to apply (beyond MICROSEG_LATENESS_DAYS of the customer's newest): {late:,.0f}"
+    )
     lines.append(f"wall time: {seconds:.1f} s")
     return "\n".join(lines)
