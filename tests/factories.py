@@ -5,29 +5,14 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
+from stream.core.events import ClickType, EmailType
 from stream.core.reasons import Reason
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
-CLICK_TYPES = [
-    "session_start",
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-]
-EMAIL_TYPES = [
-    "email_sent",
-    "email_delivered",
-    "email_open",
-    "email_click",
-    "email_bounce",
-    "email_unsubscribe",
-    "email_complaint",
-]
+CLICK_TYPES = list(get_args(ClickType))
+EMAIL_TYPES = list(get_args(EmailType))
 
 
 def valid_event(i: int, customer: str, stream: str, rng: random.Random) -> dict[str, Any]:

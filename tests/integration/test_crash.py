@@ -9,10 +9,9 @@ from collections import Counter
 
 import pytest
 
-from stream.core.state import STREAMS
 from tests.factories import valid_stream
 from tests.integration.harness import assert_same_state, metric_sum, uninterrupted_states, wait_for
-from tests.integration.test_ingest import final_states, producer_for
+from tests.integration.test_ingest import applied_per_customer, final_states, producer_for
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +58,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(broker, names, spawn):
 
     wait_for(totals_match, 240, "the restarted worker to apply every event", interval=2)
     states = final_states(broker.bootstrap, names.changelog)
-    got = Counter(
-        {
-            (c, s.value): st.events[i]
-            for c, st in states.items()
-            for i, s in enumerate(STREAMS)
-            if st.events[i]
-        }
-    )
+    got = applied_per_customer(states)
     assert got == expected, "per-customer counts differ from what was produced"
     # And the whole state (features, marks) equals an uninterrupted run of the same records.
     topics = {s: names.topic(s) for s in ("clickstream", "email", "purchases")}

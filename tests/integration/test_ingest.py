@@ -24,6 +24,18 @@ def producer_for(bootstrap: str) -> KafkaProducer:
     )
 
 
+def applied_per_customer(states: dict[str, CustomerState]) -> Counter[tuple[str, str]]:
+    """(customer, stream) → events applied, from final states."""
+    return Counter(
+        {
+            (c, s.value): st.events[i]
+            for c, st in states.items()
+            for i, s in enumerate(STREAMS)
+            if st.events[i]
+        }
+    )
+
+
 def final_states(bootstrap: str, changelog: str) -> dict[str, CustomerState]:
     """The last state per customer on the table's changelog topic."""
     out: dict[str, CustomerState] = {}
@@ -101,14 +113,7 @@ def test_valid_events_once_and_every_bad_event_dead_lettered(broker, names, spaw
 
     # Every valid event was applied exactly once, per customer and stream.
     states = final_states(broker.bootstrap, names.changelog)
-    got = Counter(
-        {
-            (c, s.value): st.events[i]
-            for c, st in states.items()
-            for i, s in enumerate(STREAMS)
-            if st.events[i]
-        }
-    )
+    got = applied_per_customer(states)
     assert got == expected
     assert sum(st.duplicates for st in states.values()) == 0
 
