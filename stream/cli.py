@@ -27,7 +27,12 @@ def _broker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    broker.start()
+    try:
+        broker.start()
+    except MicrosegError:
+        if stopping:  # asked to stop while starting: Tansu exited because we told it to
+            return 0
+        raise
     print(f"embedded broker (Tansu, in memory) on {broker.url}; Ctrl-C stops it", flush=True)
     code = broker.wait()
     broker.stop()
