@@ -91,42 +91,33 @@ NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
 def _grow(state: CustomerState, t: int) -> tuple[float, float]:
     """Growth factors of an event at ``t`` for both horizons, rebasing ``t0`` when needed."""
-    if state.t0 == NO_TIME:
-        state.t0 = t
-    elif (t - state.t0) / TAU_MS[0] > _REBASE:
+    t0 = state.t0
+    if t0 == NO_TIME:
+        state.t0 = t0 = t
+    elif (t - t0) / _TAU7 > _REBASE:
         sums = state.sums
-        for h, tau in ((H7, TAU_MS[0]), (H30, TAU_MS[1])):
-            f = math.exp(-(t - state.t0) / tau)
+        for h, tau in ((H7, _TAU7), (H30, _TAU30)):
+            f = math.exp(-(t - t0) / tau)
             for i in range(h, h + PER_HORIZON):
                 sums[i] *= f
-        f30 = math.exp(-(t - state.t0) / TAU_MS[1])
+        f30 = math.exp(-(t - t0) / _TAU30)
         for i in range(CH_WEB, N_SUMS):
             sums[i] *= f30
-        state.t0 = t
-    d = t - state.t0
-    return math.exp(d / TAU_MS[0]), math.exp(d / TAU_MS[1])
-
-
-def _add(sums: list[float], idx: int, g7: float, g30: float, w: float = 1.0) -> None:
-    sums[H7 + idx] += w * g7
-    sums[H30 + idx] += w * g30
+        state.t0 = t0 = t
+    d = t - t0
+    return math.exp(d / _TAU7), math.exp(d / _TAU30)
 
 
 def apply(
     state: CustomerState, event: ClickEvent | EmailEvent | PurchaseEvent, t: int | None = None
 ) -> None:
     """Fold one validated event (at ``t`` ms, default its ``ts``) into the customer's state."""
-    # The hot path of every replay: the `_add` calls are written out (x += 1.0 * g ≡ x += g).
+    # The hot path of every replay: each sum is updated in place, both horizons side by side.
     if t is None:
         from stream.core.events import event_time_ms
 
         t = event_time_ms(event.ts)
-    t0 = state.t0
-    if t0 != NO_TIME and (t - t0) / _TAU7 <= _REBASE:  # `_grow`'s common case, written out
-        d = t - t0
-        g7, g30 = math.exp(d / _TAU7), math.exp(d / _TAU30)
-    else:
-        g7, g30 = _grow(state, t)
+    g7, g30 = _grow(state, t)
     s = state.sums
     s[EVENTS] += g7
     s[H30 + EVENTS] += g30
