@@ -39,8 +39,8 @@ from stream.core.validation import AnyEvent, Rejection
 class Stage(Protocol):
     """A pluggable step after feature updates (e.g. the trainer or the scorer)."""
 
-    def on_applied(self, customer_id: str, state: CustomerState, event: AnyEvent, t: int) -> None:
-        """Called after ``event`` (at ``t`` ms) was applied to the customer's ``state``."""
+    def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
+        """Called after event ``event_id`` (at ``t`` ms) was applied to the customer's ``state``."""
 
     def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
         """Called once at the end; may append records to output streams in ``out``."""
@@ -131,7 +131,7 @@ class Engine:
             if outcome == ACCEPTED:
                 accepted(event.type)
                 for stage in stages:
-                    stage.on_applied(cid, state, event, t)
+                    stage.on_applied(cid, state, event.event_id, t)
             else:
                 counts[outcome] += 1
         if accepted_types:
