@@ -115,9 +115,9 @@ PERSONAS: dict[str, Persona] = {p.name: p for p in (
        bad_address_prob=0.005, hours="evening", weekend_factor=1.1),
     _p("coupon_occasional", "coupon-driven occasional buyers: buy rarely, nearly always with a "
        "discount or coupon, click e-mail promotions",
-       browse_rate=0.08, purchase_rate=0.045, session_channels=(0.6, 0.3, 0.1, 0.0),
+       browse_rate=0.08, purchase_rate=0.07, session_channels=(0.6, 0.3, 0.1, 0.0),
        purchase_channels=(0.65, 0.25, 0.05, 0.05), aov_median=38.0, aov_sigma=0.35,
-       discount_prob=0.92, coupon_prob=0.8, open_prob=0.4, click_prob=0.55,
+       discount_prob=0.92, coupon_prob=0.8, open_prob=0.25, click_prob=0.55,
        click_session_prob=0.5, click_purchase_prob=0.3, weekend_factor=1.0),
     _p("window_shopper", "window shoppers and cart abandoners: many web sessions, views, "
        "searches and carts, few orders",
@@ -127,9 +127,9 @@ PERSONAS: dict[str, Persona] = {p.name: p for p in (
        discount_prob=0.3, open_prob=0.2, click_prob=0.15, weekend_factor=1.3),
     _p("email_browser", "e-mail engaged browsers: open and click most e-mails, moderate "
        "browsing (often from a click), seldom buy; office hours",
-       browse_rate=0.15, purchase_rate=0.015, session_channels=(0.65, 0.3, 0.05, 0.0),
+       browse_rate=0.15, purchase_rate=0.01, session_channels=(0.65, 0.3, 0.05, 0.0),
        purchase_channels=(0.75, 0.2, 0.05, 0.0), views_mean=4.0, aov_median=50.0,
-       discount_prob=0.35, open_prob=0.9, click_prob=0.5, unsub_prob=0.001,
+       discount_prob=0.2, open_prob=0.9, click_prob=0.6, unsub_prob=0.001,
        bad_address_prob=0.005, click_session_prob=0.7, click_purchase_prob=0.03,
        hours="office", weekend_factor=0.5),
     _p("store_regular", "store regulars: shop in the store about weekly (often on Saturday), "
