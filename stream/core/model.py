@@ -31,6 +31,19 @@ ENCODING_VERSION = 1
 LOG_FEATURES = frozenset(f.name for f in FEATURES if f.high is None or f.unit == "days")
 
 
+Z_CLIP = 3.0
+"""Scaled coordinates are clipped to ±Z_CLIP, so one extreme customer cannot claim a segment."""
+
+_LOG_MASK = np.asarray([f.name in LOG_FEATURES for f in FEATURES])
+
+
+def transform_many(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`transform` of every row of a matrix of raw feature vectors."""
+    out = x.astype(np.float64, copy=True)
+    out[:, _LOG_MASK] = np.log1p(np.maximum(out[:, _LOG_MASK], 0.0))
+    return out
+
+
 def transform(values: list[float]) -> list[float]:
     """The clustering-space transform of a raw feature vector (before scaling)."""
     return [
@@ -99,7 +112,12 @@ class SegmentModel:
         """Raw feature vector → scaled clustering space."""
         x = np.asarray(transform(values), dtype=np.float64)
         z: NDArray[np.float64] = (x - np.asarray(self.mean)) / np.asarray(self.std)
-        return z
+        return np.clip(z, -Z_CLIP, Z_CLIP)
+
+    def scale_many(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Rows of raw feature vectors → scaled clustering space."""
+        z = (transform_many(x) - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.clip(z, -Z_CLIP, Z_CLIP)
 
     def centroids(self) -> NDArray[np.float64]:
         """Segment centroids as a matrix (segment order)."""

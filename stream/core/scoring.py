@@ -1,24 +1,28 @@
 """The scorer: assign customers to a segment and a micro-segment of the current model.
 
-Vectorised nearest-centroid in scaled space (never a River call per event), with flap damping:
-a customer leaves their current segment only when another wins by a relative ``margin`` and
-they have stayed at least ``min_dwell_days`` of event time — unless their segment no longer
-exists. Confidence is the relative gap between the nearest and second-nearest centroid.
+Vectorised nearest-centroid in scaled space over a whole batch of customers (never a River call
+per event), with flap damping: a customer leaves their current segment only when another wins by
+a relative ``margin`` and they have stayed at least ``min_dwell_days`` of event time — unless
+their segment no longer exists. Micro-segments inside a segment move with the same margin.
+Confidence is the relative gap between the nearest and second-nearest segment centroid.
 
 >>> from stream.core.model import MicroSegment, Segment, SegmentModel
 >>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
 ...                  [Segment(1, "A", [0.0] * 28, [MicroSegment(1, [0.0] * 28)]),
-...                   Segment(2, "B", [3.0] * 28, [MicroSegment(2, [3.0] * 28)])], 3, 3)
+...                   Segment(2, "B", [2.9] * 28, [MicroSegment(2, [2.9] * 28)])], 3, 3)
 >>> sc = Scorer(margin=0.1, min_dwell_days=1)
->>> a = sc.decide(m, np.full(28, 2.9), None, t=0)
+>>> a = sc.decide(m, np.full(28, 2.8), None, t=0)
 >>> a.segment_id, a.micro_id, a.reason
 (2, 2, 'new_customer')
 >>> sc.decide(m, np.full(28, 1.4), a, t=1000) is None  # nearer A, but too soon and too close
 True
+>>> sc.decide(m, np.full(28, 0.2), a, t=2 * DAY_MS).segment_id
+1
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +45,23 @@ class Assignment:
     reason: str
 
 
-def nearest(centroids: Array, x: Array) -> tuple[Array, Array]:
-    """Squared distances of each row of ``x`` to every centroid, and the argmin per row."""
-    d = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    return d, d.argmin(axis=1)
+class Compiled:
+    """A model's centroids as matrices, for vectorised scoring."""
+
+    def __init__(self, model: SegmentModel) -> None:
+        self.model = model
+        self.centroids = model.centroids()
+        self.ids = [s.id for s in model.segments]
+        self.index = {sid: i for i, sid in enumerate(self.ids)}
+        self.micro = [np.asarray([m.centroid for m in s.micro], dtype=np.float64)
+                      for s in model.segments]  # fmt: skip
+        self.micro_ids = [[m.id for m in s.micro] for s in model.segments]
+
+
+def distances(centroids: Array, z: Array) -> Array:
+    """Euclidean distances of each row of ``z`` to every centroid (rows × centroids)."""
+    d2 = ((z[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+    return np.sqrt(d2)
 
 
 class Scorer:
@@ -62,6 +79,71 @@ class Scorer:
         self.margin = margin
         self.min_dwell_days = min_dwell_days
         self._dwell_ms = int(min_dwell_days * DAY_MS)
+        self._compiled: Compiled | None = None
+
+    def compile(self, model: SegmentModel) -> Compiled:
+        """The compiled form of ``model`` (cached for the newest model)."""
+        if self._compiled is None or self._compiled.model is not model:
+            self._compiled = Compiled(model)
+        return self._compiled
+
+    def decide_many(
+        self,
+        model: SegmentModel,
+        z: Array,
+        current: Sequence[Assignment | None],
+        ts: Sequence[int],
+        reason: str = "behaviour",
+    ) -> list[Assignment | None]:
+        """New assignments for the rows of ``z`` (None: stay where they are)."""
+        cm = self.compile(model)
+        d = distances(cm.centroids, z)
+        if d.shape[1] > 1:
+            two = np.partition(d, 1, axis=1)[:, :2]
+        else:
+            two = np.concatenate([d, d + 1.0], axis=1)
+        best_all = d.argmin(axis=1).tolist()
+        conf_all = ((two[:, 1] - two[:, 0]) / (two[:, 1] + 1e-12)).tolist()
+        keep = 1.0 - self.margin
+        out: list[Assignment | None] = []
+        for row, cur in enumerate(current):
+            t = ts[row]
+            best = best_all[row]
+            confidence = round(conf_all[row], 4)
+            cur_idx = cm.index.get(cur.segment_id) if cur is not None else None
+            if cur is None or cur_idx is None:
+                why = "new_customer" if cur is None else "segment_retired"
+                micro = self._micro(cm, best, z[row], None)
+                out.append(Assignment(cm.ids[best], micro, confidence, t, why))
+                continue
+            drow = d[row]
+            if (
+                best != cur_idx
+                and t - cur.since >= self._dwell_ms
+                and drow[best] < keep * drow[cur_idx]
+            ):
+                micro = self._micro(cm, best, z[row], None)
+                out.append(Assignment(cm.ids[best], micro, confidence, t, reason))
+                continue
+            micro = self._micro(cm, cur_idx, z[row], cur.micro_id)
+            if micro == cur.micro_id:
+                out.append(None)
+            else:
+                why = reason if cur.micro_id in cm.micro_ids[cur_idx] else "model_update"
+                out.append(Assignment(cur.segment_id, micro, confidence, cur.since, why))
+        return out
+
+    def _micro(self, cm: Compiled, seg: int, z: Array, current: int | None) -> int:
+        """The micro-segment of segment ``seg`` for ``z``: nearest, damped like segments."""
+        ids = cm.micro_ids[seg]
+        d = ((cm.micro[seg] - z[None, :]) ** 2).sum(axis=1)
+        best = int(d.argmin())
+        if current is None or current not in ids:
+            return ids[best]
+        cur = ids.index(current)
+        if best != cur and d[best] < (1.0 - self.margin) ** 2 * d[cur]:
+            return ids[best]
+        return current
 
     def decide(
         self,
@@ -71,26 +153,5 @@ class Scorer:
         t: int,
         reason: str = "behaviour",
     ) -> Assignment | None:
-        """The customer's new assignment for scaled vector ``z`` at ``t``, or None to stay."""
-        centroids = model.centroids()
-        d = np.sqrt(((centroids - z[None, :]) ** 2).sum(axis=1))
-        order = np.argsort(d, kind="stable")
-        best = int(order[0])
-        second = float(d[order[1]]) if len(order) > 1 else float(d[best]) + 1.0
-        confidence = (second - float(d[best])) / (second + 1e-12)
-        seg = model.segments[best]
-        micro_c = np.asarray([m.centroid for m in seg.micro])
-        micro = seg.micro[int(((micro_c - z[None, :]) ** 2).sum(axis=1).argmin())].id
-        if current is None:
-            return Assignment(seg.id, micro, confidence, t, "new_customer")
-        ids = [s.id for s in model.segments]
-        if current.segment_id not in ids:
-            return Assignment(seg.id, micro, confidence, t, "segment_retired")
-        cur = ids.index(current.segment_id)
-        if seg.id == current.segment_id:
-            if micro == current.micro_id:
-                return None
-            return Assignment(seg.id, micro, confidence, current.since, reason)
-        if t - current.since < self._dwell_ms or d[best] >= (1 - self.margin) * d[cur]:
-            return None
-        return Assignment(seg.id, micro, confidence, t, reason)
+        """The new assignment for one scaled vector ``z`` at ``t``, or None to stay."""
+        return self.decide_many(model, z[None, :], [current], [t], reason)[0]

@@ -9,9 +9,12 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
 * per input stream, the source partition and the last applied offset, so a record Kafka redelivers
   after a crash is recognised (records of one key arrive in offset order);
 * the 64-bit hashes of the last `RECENT_IDS` event ids, so a re-sent event is recognised;
-* counters: events per stream, duplicates skipped, events too old to apply.
+* counters: events per stream, duplicates skipped, events too old to apply;
+* the segment assignment (`stream.core.segmentation`): segment and micro-segment ids, since
+  when, the per-customer change version, and when the customer was last scored.
 
-The encoding is a versioned little-endian ``struct`` layout (never pickle): 334 bytes.
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 362 bytes. Version 1
+records (334 bytes, before the assignment was added) are still read, as "not yet assigned".
 
 >>> s = CustomerState()
 >>> email = STREAM_INDEX[Stream.EMAIL]
@@ -20,7 +23,7 @@ The encoding is a versioned little-endian ``struct`` layout (never pickle): 334 
 >>> s.admit_event_id("ev-1"), s.admit_event_id("ev-1")
 (True, False)
 >>> CustomerState.decode(s.encode()) == s, len(s.encode())
-(True, 334)
+(True, 362)
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ STREAM_INDEX = {s: i for i, s in enumerate(STREAMS)}
 N_SUMS = 37
 RECENT_IDS = 12
 NO_TIME = -(2**63)
-VERSION = 1
+VERSION = 2
 
 # version, sums, t0/first/last/last_purchase, events[3], duplicates, too_old,
 # partitions[3], offsets[3], ring position, recent event-id hashes
 _V1 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q")
+# v1, then segment id, micro-segment id, in the segment since, change version, last scored
+_V2 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3Iqq")
 
 
 class StateDecodeError(ValueError):
@@ -75,6 +80,11 @@ class CustomerState:
     offsets: list[int] = field(default_factory=lambda: [-1, -1, -1])
     ring_pos: int = 0
     recent_ids: list[int] = field(default_factory=lambda: [0] * RECENT_IDS)
+    segment_id: int = 0  # 0: not assigned yet
+    micro_id: int = 0
+    seg_version: int = 0  # segment-change events emitted for this customer
+    seg_since: int = NO_TIME
+    scored_at: int = NO_TIME
 
     def admit_offset(self, i: int, partition: int, offset: int) -> bool:
         """Mark ``partition``/``offset`` of the stream with index ``i`` (`STREAM_INDEX`) applied.
@@ -105,27 +115,33 @@ class CustomerState:
 
     def encode(self) -> bytes:
         """The versioned binary encoding."""
-        return _V1.pack(
+        return _V2.pack(
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
             *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
-            self.ring_pos, *self.recent_ids,
+            self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id, self.seg_version,
+            self.seg_since, self.scored_at,
         )  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> CustomerState:
         """Read any supported version; raise `StateDecodeError` on anything else."""
-        if not data or data[0] != VERSION or len(data) != _V1.size:
+        if data and data[0] == 2 and len(data) == _V2.size:
+            v = _V2.unpack(data)
+        elif data and data[0] == 1 and len(data) == _V1.size:
+            v = _V1.unpack(data) + (0, 0, 0, NO_TIME, NO_TIME)
+        else:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
-        v = _V1.unpack(data)
         n = 1 + N_SUMS
+        a = n + 16 + RECENT_IDS
         return cls(
             sums=list(v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
             last_purchase_ts=v[n + 3], events=list(v[n + 4 : n + 7]), duplicates=v[n + 7],
             too_old=v[n + 8], partitions=list(v[n + 9 : n + 12]), offsets=list(v[n + 12 : n + 15]),
-            ring_pos=v[n + 15], recent_ids=list(v[n + 16 :]),
+            ring_pos=v[n + 15], recent_ids=list(v[n + 16 : a]), segment_id=v[a],
+            micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3], scored_at=v[a + 4],
         )  # fmt: skip
 
 
 def encoded_size() -> int:
     """Bytes per customer in the table (the value; the key is the customer id)."""
-    return _V1.size
+    return _V2.size

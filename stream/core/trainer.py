@@ -27,39 +27,49 @@ from river import cluster
 
 from stream.core.features import FEATURES
 from stream.core.identity import match_segments, transfer_matrix
-from stream.core.model import MicroSegment, Segment, SegmentModel, transform
+from stream.core.model import Z_CLIP, MicroSegment, Segment, SegmentModel, transform
 from stream.core.naming import name_segments
 
 Array = NDArray[np.float64]
 _KEYS = [f"f{i}" for i in range(len(FEATURES))]
 
 
-def sampled(event_id: str, rate: float) -> bool:
-    """Whether ``event_id`` is in the deterministic training sample of the given rate."""
+def sampled(key: str, rate: float) -> bool:
+    """Whether ``key`` is in the deterministic training sample of the given rate."""
     h = int.from_bytes(
-        hashlib.blake2b(event_id.encode(), digest_size=8, person=b"sample").digest(), "little"
+        hashlib.blake2b(key.encode(), digest_size=8, person=b"sample").digest(), "little"
     )
     return h < rate * 2**64
 
 
+def sample_key(customer_id: str, day: int) -> str:
+    """The sampling key of a customer on a day (days since the epoch, event time)."""
+    return f"{customer_id}@{day}"
+
+
 def weighted_kmeans(
-    points: Array, weights: Array, k: int, seed: int, iters: int = 60
+    points: Array, weights: Array, k: int, seed: int, iters: int = 60, init: Array | None = None
 ) -> tuple[Array, list[int]]:
-    """Seeded weighted k-means (k-means++ initialisation); returns centroids and labels.
+    """Seeded weighted k-means (k-means++ initialisation, or from ``init``); returns centroids
+    and labels.
 
     Centroids come out sorted lexicographically, so the order does not depend on initialisation.
     """
     n = len(points)
-    k = min(k, n)
-    rng = np.random.default_rng(seed)
     w = np.maximum(weights, 1e-12)
-    centres = [points[int(rng.choice(n, p=w / w.sum()))]]
-    for _ in range(1, k):
-        d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
-        centres.append(
-            points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
-        )
-    c = np.asarray(centres, dtype=np.float64)
+    if init is not None:
+        c = np.asarray(init, dtype=np.float64).copy()
+        k = len(c)
+    else:
+        k = min(k, n)
+        rng = np.random.default_rng(seed)
+        centres = [points[int(rng.choice(n, p=w / w.sum()))]]
+        for _ in range(1, k):
+            d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
+            centres.append(
+                points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
+            )
+        c = np.asarray(centres, dtype=np.float64)
     labels = np.zeros(n, dtype=int)
     for _ in range(iters):
         labels = ((points[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
@@ -74,6 +84,26 @@ def weighted_kmeans(
     order = np.lexsort(c.T[::-1])
     remap = {int(old): new_i for new_i, old in enumerate(order)}
     return c[order], [remap[int(x)] for x in labels]
+
+
+def inertia(points: Array, weights: Array, centroids: Array, labels: list[int]) -> float:
+    """Weighted sum of squared distances of points to their centroids."""
+    return float((((points - centroids[labels]) ** 2).sum(axis=1) * weights).sum())
+
+
+def best_kmeans(
+    points: Array, weights: Array, k: int, seed: int, n_init: int = 8
+) -> tuple[Array, list[int]]:
+    """`weighted_kmeans` from ``n_init`` seeds (``seed``, ``seed + 1``, …); the lowest weighted
+    inertia wins (the earliest seed on a tie)."""
+    best: tuple[float, Array, list[int]] | None = None
+    for s in range(seed, seed + n_init):
+        c, labels = weighted_kmeans(points, weights, k, s)
+        score = inertia(points, weights, c, labels)
+        if best is None or score < best[0] - 1e-9:
+            best = (score, c, labels)
+    assert best is not None
+    return best[1], best[2]
 
 
 class Trainer:
@@ -95,6 +125,9 @@ class Trainer:
         Seed of CluStream and of the k-means derivation.
     match_distance
         Scaled distance within which a new centroid keeps an old segment's id.
+    restructure_gain
+        A fresh k-means replaces the refined previous segments only if it lowers the weighted
+        inertia by at least this share (segments change shape only when it pays).
     """
 
     def __init__(
@@ -105,7 +138,8 @@ class Trainer:
         publish_every: int = 2000,
         warmup: int = 1000,
         seed: int = 42,
-        match_distance: float = 1.0,
+        match_distance: float = 3.0,
+        restructure_gain: float = 0.1,
     ) -> None:
         self.n_segments = n_segments
         self.micro_per_segment = micro_per_segment
@@ -114,6 +148,7 @@ class Trainer:
         self.warmup = warmup
         self.seed = seed
         self.match_distance = match_distance
+        self.restructure_gain = restructure_gain
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
             max_micro_clusters=max_micro_clusters,
@@ -133,7 +168,7 @@ class Trainer:
         delta = x - self._mean
         self._mean += delta / self.n
         self._m2 += delta * (x - self._mean)
-        z = (x - self._mean) / self._std()
+        z = np.clip((x - self._mean) / self._std(), -Z_CLIP, Z_CLIP)
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         due = self.n >= self.warmup and (self.model is None or self.n % self.publish_every == 0)
         return self.publish(t) if due else None
@@ -142,20 +177,38 @@ class Trainer:
         var = self._m2 / max(self.n - 1, 1)
         return np.sqrt(np.maximum(var, 1e-12))
 
+    def _rescaled(self, z: Array, prev: SegmentModel) -> Array:
+        """Points scaled by ``prev``'s statistics, in the current scaling."""
+        std = self._std()
+        out: Array = z * (np.asarray(prev.std) / std) + (np.asarray(prev.mean) - self._mean) / std
+        return out
+
     def publish(self, t: int) -> SegmentModel:
         """Derive segments from River's micro-clusters and publish the next version."""
         mcs = list(self.clusterer.micro_clusters.values())
         points = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
         weights = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
-        centroids, labels = weighted_kmeans(points, weights, self.n_segments, self.seed)
         prev = self.model
+        centroids, labels = best_kmeans(points, weights, self.n_segments, self.seed)
+        if prev is not None and len(prev.segments) == self.n_segments:
+            # Keep the previous structure unless a fresh solution is clearly better: refine the
+            # previous centroids (moved into the current scaling) and compare inertias.
+            warm_c, warm_l = weighted_kmeans(
+                points, weights, self.n_segments, self.seed, init=self._rescaled(prev.centroids(), prev)
+            )
+            fresh = inertia(points, weights, centroids, labels)
+            if fresh >= (1.0 - self.restructure_gain) * inertia(points, weights, warm_c, warm_l):
+                centroids, labels = warm_c, warm_l
         if prev is None:
             ids = list(range(1, len(centroids) + 1))
             next_id = len(centroids) + 1
             matching = None
         else:
-            old = prev.centroids()
-            old_points = np.asarray([m.centroid for s in prev.segments for m in s.micro])
+            # The previous centroids, moved into the current scaling, so only behaviour counts.
+            old = self._rescaled(prev.centroids(), prev)
+            old_points = self._rescaled(
+                np.asarray([m.centroid for s in prev.segments for m in s.micro]), prev
+            )
             old_w = np.asarray(
                 [s.weight / max(len(s.micro), 1) for s in prev.segments for m in s.micro]
             )
@@ -174,8 +227,8 @@ class Trainer:
         segments = []
         for j, c in enumerate(centroids):
             mask = np.asarray(labels) == j
-            sub_c, _ = weighted_kmeans(
-                points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1
+            sub_c, _ = best_kmeans(
+                points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1, n_init=3
             )
             old_seg = prev.segment(ids[j]) if prev else None
             micro_ids, next_micro = _micro_ids(old_seg, sub_c, next_micro, self.match_distance)

@@ -1,0 +1,186 @@
+"""Scoring a segmentation against planted truth: ARI, NMI, migrations, spurious changes.
+
+`evaluate` takes the ``segment-changes`` records of a run, the final feature vectors and the
+simulator's truth file, and reports:
+
+* **ARI / NMI** of every customer's final segment against their final planted persona, and the
+  same for a batch k-means on the same final features (the offline optimum, best of ``n_init``
+  seeds by inertia);
+* **migrations**: of customers whose persona switched at least ``min_observe_days`` before the
+  end, the share whose segment changed after the switch (``recall``) and the share that moved to
+  the segment where their new persona's stable customers end up (``recall_to_target``), with the
+  median delay in days of event time of the latter;
+* **lapses**: the same for customers who go silent (move to any other segment after their last
+  event);
+* **spurious changes**: segment changes (not micro-segment) of stable customers — same persona
+  throughout, never silent — after a warm-up, per customer per 30 days.
+
+>>> adjusted_rand([0, 0, 1, 1], ["a", "a", "b", "b"]), adjusted_rand([0, 1, 0, 1], [0, 0, 1, 1])
+(1.0, -0.5)
+>>> round(normalized_mutual_info([0, 0, 1, 1], [1, 1, 0, 0]), 6)
+1.0
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.core.features import DAY_MS
+from stream.core.model import Z_CLIP, transform_many
+from stream.core.trainer import best_kmeans
+
+
+def _contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> NDArray[np.float64]:
+    ia = {v: i for i, v in enumerate(sorted(set(a), key=repr))}
+    ib = {v: i for i, v in enumerate(sorted(set(b), key=repr))}
+    m = np.zeros((len(ia), len(ib)))
+    for x, y in zip(a, b, strict=True):
+        m[ia[x], ib[y]] += 1
+    return m
+
+
+def adjusted_rand(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Adjusted Rand index of two labelings (1 = identical partitions, ≈ 0 = chance)."""
+    m = _contingency(a, b)
+
+    def pairs(x: NDArray[np.float64]) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    n = pairs(np.asarray([m.sum()]))
+    index, sa, sb = pairs(m), pairs(m.sum(axis=1)), pairs(m.sum(axis=0))
+    expected = sa * sb / n if n else 0.0
+    top = (sa + sb) / 2 - expected
+    return 1.0 if top == 0 else round((index - expected) / top, 6)
+
+
+def normalized_mutual_info(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Normalised mutual information (arithmetic mean of the entropies)."""
+    m = _contingency(a, b)
+    p = m / m.sum()
+    pa, pb = p.sum(axis=1), p.sum(axis=0)
+    nz = p > 0
+    mi = float((p[nz] * np.log(p[nz] / np.outer(pa, pb)[nz])).sum())
+    ha = float(-(pa[pa > 0] * np.log(pa[pa > 0])).sum())
+    hb = float(-(pb[pb > 0] * np.log(pb[pb > 0])).sum())
+    return 1.0 if ha + hb == 0 else round(2 * mi / (ha + hb), 6)
+
+
+def batch_kmeans(features: NDArray[np.float64], k: int, seed: int = 42, n_init: int = 10) -> list[int]:
+    """The offline optimum: k-means over all customers' final features, scaled like the model
+    (transform, population standardisation, clipping), best of ``n_init`` seeds."""
+    x = transform_many(features)
+    z = np.clip((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6), -Z_CLIP, Z_CLIP)
+    _, labels = best_kmeans(z, np.ones(len(z)), k, seed, n_init=n_init)
+    return labels
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def evaluate(
+    changes: Sequence[dict[str, Any]],
+    features: dict[str, list[float]],
+    truth: dict[str, Any],
+    n_segments: int,
+    warmup_days: float = 30.0,
+    min_observe_days: float = 14.0,
+    seed: int = 42,
+) -> dict[str, Any]:
+    """The evaluation report (see the module docstring)."""
+    people = {c["customer_id"]: c for c in truth["customers"]}
+    history: dict[str, list[tuple[int, int]]] = {}  # customer → [(time, segment)] by version
+    for ch in sorted(changes, key=lambda c: (c["customer_id"], c["version"])):
+        seg = ch["current"]["segment_id"] if ch["current"] else 0
+        history.setdefault(ch["customer_id"], []).append((_ms(ch["event_time"]), seg))
+    final = {cid: h[-1][1] for cid, h in history.items() if h[-1][1]}
+    cids = sorted(c for c in final if c in people)
+    personas = [people[c]["persona_end"] for c in cids]
+    segments = [final[c] for c in cids]
+    fcids = sorted(c for c in features if c in people)
+    km = batch_kmeans(np.asarray([features[c] for c in fcids]), n_segments, seed)
+    km_truth = [people[c]["persona_end"] for c in fcids]
+
+    # Where each persona's stable customers end up: the segment a migrant should reach.
+    stable = [c for c in cids if _stable(people[c])]
+    home: dict[str, int] = {}
+    for persona in sorted(set(personas)):
+        got = Counter(final[c] for c in cids if people[c]["persona_end"] == persona
+                      and (_stable(people[c]) or persona == "lapsed"))  # fmt: skip
+        if got:
+            home[persona] = got.most_common(1)[0][0]
+    end_ms = _ms(truth["parameters"]["end"])
+    start_ms = _ms(truth["parameters"]["start"])
+    observe = int(min_observe_days * DAY_MS)
+
+    def moves(cid: str, since: int, target: int | None) -> tuple[bool, float | None]:
+        h = history.get(cid, [])
+        before = [s for t, s in h if t < since]
+        held = before[-1] if before else None
+        anymove, delay = False, None
+        for t, s in h:
+            if t >= since and s != held:
+                anymove = True
+                if target is not None and s == target and delay is None:
+                    delay = (t - since) / DAY_MS
+        return anymove, delay
+
+    def movement(rows: list[tuple[str, int, str]]) -> dict[str, Any]:
+        got = [moves(cid, since, home.get(to)) for cid, since, to in rows]
+        delays = [d for _, d in got if d is not None]
+        return {
+            "customers": len(rows),
+            "recall": round(sum(a for a, _ in got) / len(rows), 4) if rows else None,
+            "recall_to_target": round(len(delays) / len(rows), 4) if rows else None,
+            "median_delay_days": round(statistics.median(delays), 2) if delays else None,
+        }
+
+    migrants = [(c, p["migration"]["switch_ms"], p["migration"]["to"])
+                for c, p in people.items() if p.get("migration")
+                and p["migration"]["switch_ms"] <= end_ms - observe and c in history]  # fmt: skip
+    lapses = [(c, p["active_until_ms"], "lapsed") for c, p in people.items()
+              if p.get("active_until_ms") and p["active_until_ms"] <= end_ms - observe
+              and c in history]  # fmt: skip
+    warm = start_ms + int(warmup_days * DAY_MS)
+    spurious = 0
+    exposure_days = 0.0
+    for cid in stable:
+        since = max(warm, people[cid]["joined_ms"] + observe)
+        if since >= end_ms:
+            continue
+        exposure_days += (end_ms - since) / DAY_MS
+        h = history[cid]
+        spurious += sum(1 for (t, s), (_, prev) in zip(h[1:], h, strict=False)
+                        if t >= since and s != prev and prev)  # fmt: skip
+    return {
+        "customers": len(cids),
+        "segments": len(set(segments)),
+        "ari": adjusted_rand(personas, segments),
+        "nmi": normalized_mutual_info(personas, segments),
+        "batch_kmeans": {
+            "ari": adjusted_rand(km_truth, km),
+            "nmi": normalized_mutual_info(km_truth, km),
+        },
+        "migrations": movement(migrants),
+        "lapses": movement(lapses),
+        "spurious": {
+            "stable_customers": len(stable),
+            "changes": spurious,
+            "per_customer_per_30_days": round(spurious / exposure_days * 30, 4)
+            if exposure_days else None,
+            "warmup_days": warmup_days,
+        },
+        "changes": len(changes),
+    }
+
+
+def _stable(person: dict[str, Any]) -> bool:
+    return (not person.get("migration") and person["persona_start"] == person["persona_end"]
+            and not person.get("active_until_ms"))  # fmt: skip

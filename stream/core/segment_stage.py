@@ -1,0 +1,174 @@
+"""Segmentation inside the offline engine: the trainer inline, the scorer in event-time ticks.
+
+`SegmentationStage` plugs into `stream.core.engine.Engine` and does, in-process and in event-time
+order, what the worker does with its agents: at every day boundary of the watermark, a
+deterministic sample of customers (`sample_key`: hashed customer id and day) feeds their feature
+vectors at the watermark to the `Trainer` — quiet customers included, so the model knows what
+lapsing looks like, and every sample is taken at a common time like the scored ones; every published
+snapshot goes to the `Segmenter` (and its lifecycle to ``segment-events``); customers updated
+during a tick of event time (``tick_minutes``) are scored together at the end of the tick, like
+a worker scores a batch; when the watermark passes a day boundary, customers quiet for at least
+``idle_days`` are re-evaluated at the watermark, so customers who go quiet still move. Outputs:
+``segment-changes``, ``segment-events``, ``segment-model`` (the snapshots) and segment profiles.
+
+Everything depends only on the applied events in order: same input → same outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from stream.core.features import DAY_MS, vector
+from stream.core.outputs import SegmentChange
+from stream.core.segmentation import Segmenter, lifecycle_events, needs_rescore
+from stream.core.state import CustomerState
+from stream.core.trainer import Trainer, sample_key, sampled
+
+MINUTE_MS = 60_000
+
+
+class SegmentationStage:
+    """Trainer and scorer as an engine `Stage`.
+
+    Parameters
+    ----------
+    trainer
+        The trainer (its seed and cadence decide the models).
+    segmenter
+        The scorer and change publisher.
+    sample_rate
+        Share of customers (by hashed id and day) whose vector is a training sample each day.
+    tick_minutes
+        Customers updated within one tick of event time are scored together at its end.
+    idle_days
+        A customer without events for this long is re-evaluated as the watermark moves on.
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        segmenter: Segmenter,
+        sample_rate: float = 0.05,
+        tick_minutes: float = 60.0,
+        idle_days: float = 1.0,
+    ) -> None:
+        self.trainer = trainer
+        self.segmenter = segmenter
+        self.sample_rate = sample_rate
+        self.tick_minutes = tick_minutes
+        self.idle_days = idle_days
+        self._tick_ms = max(1, int(tick_minutes * MINUTE_MS))
+        self._idle_ms = int(idle_days * DAY_MS)
+        self.customers: dict[str, CustomerState] = {}
+        self._dirty: dict[str, CustomerState] = {}
+        self._tick_end: int | None = None
+        self._next_day: int | None = None
+        self.changes: list[SegmentChange] = []
+        self.events: list[dict[str, Any]] = []
+        self.models: list[dict[str, Any]] = []
+
+    def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
+        """Note the update; close the ticks and days that ``t`` has passed."""
+        if self._tick_end is None:
+            self._tick_end = t - t % self._tick_ms + self._tick_ms
+            self._next_day = t - t % DAY_MS + DAY_MS
+        if t >= self._tick_end:
+            self._close_tick(t)
+        self.customers[customer_id] = state
+        self._dirty[customer_id] = state
+
+    def _close_tick(self, t: int) -> None:
+        assert self._tick_end is not None and self._next_day is not None
+        self._score_dirty()
+        while self._next_day <= t:
+            self._rescore_idle(self._next_day)
+            self._learn(self._next_day)
+            self._next_day += DAY_MS
+        self._tick_end = t - t % self._tick_ms + self._tick_ms
+
+    def _score_dirty(self) -> None:
+        if self._dirty:
+            batch = [(cid, s, s.last_ts) for cid, s in self._dirty.items()]
+            self.changes += self.segmenter.score(batch)
+            self._dirty = {}
+
+    def _rescore_idle(self, watermark: int) -> None:
+        idle = [
+            (cid, s, watermark)
+            for cid, s in self.customers.items()
+            if needs_rescore(s, watermark, self._idle_ms)
+        ]
+        self.changes += self.segmenter.score(idle)
+
+    def _learn(self, watermark: int) -> None:
+        day = watermark // DAY_MS
+        rate = self.sample_rate
+        for cid, s in self.customers.items():
+            if sampled(sample_key(cid, day), rate):
+                if self.trainer.learn_one(vector(s, watermark), watermark) is not None:
+                    self._publish(watermark)
+
+    def _publish(self, t: int) -> None:
+        model = self.trainer.model
+        assert model is not None
+        matching = self.trainer.history[-1]["matching"]
+        first = self.segmenter.model is None
+        self._score_dirty()  # what happened before the model changed is scored with the old one
+        self.segmenter.set_model(model, matching)
+        self.events += [e.model_dump(mode="json") for e in lifecycle_events(model, matching)]
+        self.models.append(json.loads(model.encode()))
+        # Members of segments that no longer exist move now; the first model assigns everyone.
+        live = {s.id for s in model.segments}
+        moved = [(c, s, s.last_ts) for c, s in self.customers.items()
+                 if first or (s.segment_id and s.segment_id not in live)]  # fmt: skip
+        if first:
+            self.changes += self.segmenter.score(moved)
+        else:
+            self.changes += self.segmenter.score([(c, s, max(s.last_ts, t)) for c, s, _ in moved])
+
+    def forget(self, customer_id: str) -> None:
+        """Drop an erased customer."""
+        self.customers.pop(customer_id, None)
+        self._dirty.pop(customer_id, None)
+
+    def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
+        """Score what is pending, re-evaluate quiet customers at the watermark, write outputs."""
+        self._score_dirty()
+        if self.customers:
+            self._rescore_idle(watermark)
+        out["segment-changes"] = [c.model_dump(mode="json") for c in self.changes]
+        out["segment-events"] = self.events
+        out["segment-model"] = self.models
+
+    def profiles(self) -> list[dict[str, Any]]:
+        """Per live segment: name, size, share, traits, value tier, action, micro-segment sizes
+        and movement in and out (behavioural and model-driven changes between segments)."""
+        model = self.segmenter.model
+        if model is None:
+            return []
+        sizes = Counter(s.segment_id for s in self.customers.values() if s.segment_id)
+        micro = Counter(s.micro_id for s in self.customers.values() if s.segment_id)
+        moved_in: Counter[int] = Counter()
+        moved_out: Counter[int] = Counter()
+        for c in self.changes:
+            if c.previous and c.current and c.previous.segment_id != c.current.segment_id:
+                moved_in[c.current.segment_id] += 1
+                moved_out[c.previous.segment_id] += 1
+        total = max(sum(sizes.values()), 1)
+        return [
+            {
+                "segment_id": s.id,
+                "name": s.name,
+                "size": sizes[s.id],
+                "share": round(sizes[s.id] / total, 4),
+                "traits": s.traits,
+                "value_tier": s.value_tier,
+                "suggested_action": s.action,
+                "micro_segments": [{"id": m.id, "size": micro[m.id]} for m in s.micro],
+                "moved_in": moved_in[s.id],
+                "moved_out": moved_out[s.id],
+            }
+            for s in model.segments
+        ]

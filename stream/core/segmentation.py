@@ -1,0 +1,214 @@
+"""Segment membership: score customers with the current model and publish what changed.
+
+`Segmenter` is what every worker (and the offline engine) runs after features: it holds the
+newest `SegmentModel`, scores a batch of customers at once (`Scorer`, vectorised), records the
+assignment in each customer's own state (segment, micro-segment, since, change version), and
+returns one `SegmentChange` per customer whose segment or micro-segment changed — with a
+deterministic event id, the per-customer version, an explanation and a deterministic holdout
+flag. `lifecycle_events` turns a model update into ``segment-events`` records.
+
+>>> from stream.core.model import MicroSegment, Segment, SegmentModel
+>>> from stream.core.state import CustomerState
+>>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
+...                  [Segment(1, "Quiet", [0.0] * 28, [MicroSegment(1, [0.0] * 28)]),
+...                   Segment(2, "Busy", [2.0] * 28, [MicroSegment(2, [2.0] * 28)])], 3, 3)
+>>> seg = Segmenter(holdout_share=0.0)
+>>> seg.set_model(m)
+>>> s = CustomerState(last_ts=0)
+>>> [(c.version, c.current.segment_name, c.reason) for c in seg.score([("c1", s, 0)])]
+[(1, 'Quiet', 'new_customer')]
+>>> seg.score([("c1", s, 0)]), s.segment_id, s.seg_version
+([], 1, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from stream.core.explain import explain
+from stream.core.features import vector
+from stream.core.identity import Matching
+from stream.core.model import SegmentModel
+from stream.core.outputs import (
+    SegmentChange,
+    SegmentEvent,
+    SegmentRef,
+    change_id,
+    lifecycle_id,
+    rfc3339_ms,
+)
+from stream.core.scoring import Assignment, Scorer
+from stream.core.state import NO_TIME, CustomerState
+
+
+def in_holdout(customer_id: str, share: float) -> bool:
+    """Whether the customer is in the control group of the given share (deterministic)."""
+    h = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"holdout").digest()
+    return int.from_bytes(h, "little") < share * 2**64
+
+
+class Segmenter:
+    """Scores customers against the newest model and emits their segment changes.
+
+    Parameters
+    ----------
+    scorer
+        Nearest-centroid scoring with flap damping (margin, minimum dwell).
+    holdout_share
+        Share of customers flagged as control group on their change events.
+    explain_features
+        Features per explanation.
+    """
+
+    def __init__(
+        self, scorer: Scorer | None = None, holdout_share: float = 0.05, explain_features: int = 3
+    ) -> None:
+        self.scorer = scorer or Scorer()
+        self.holdout_share = holdout_share
+        self.explain_features = explain_features
+        self.model: SegmentModel | None = None
+        self.names: dict[int, str] = {}
+        self._reshuffled: set[int] = set()
+
+    def set_model(self, model: SegmentModel, matching: Matching | None = None) -> None:
+        """Score with ``model`` from now on. Members of a segment that was merged or split away
+        move with reason ``model_update``; of a retired one, with ``segment_retired``."""
+        if self.model is not None and model.version <= self.model.version:
+            return  # an older or the same snapshot (e.g. re-read from the compacted topic)
+        self.model = model
+        for s in model.segments:
+            self.names[s.id] = s.name
+        if matching is not None:
+            self._reshuffled |= set(matching.merges) | set(matching.splits)
+
+    def score(
+        self,
+        batch: Sequence[tuple[str, CustomerState, int]],
+        emitted_at: int | None = None,
+        reason: str = "behaviour",
+    ) -> list[SegmentChange]:
+        """Score ``(customer_id, state, at)`` rows; update their states; return the changes.
+
+        ``at`` is the event time the customer is evaluated at (and the change's event time);
+        ``emitted_at`` the time of the decision (default: ``at``, as offline).
+        """
+        model = self.model
+        if model is None or not batch:
+            return []
+        raw = np.asarray([vector(state, at) for _, state, at in batch], dtype=np.float64)
+        z = model.scale_many(raw)
+        current = [
+            Assignment(s.segment_id, s.micro_id, 0.0, s.seg_since, "") if s.segment_id else None
+            for _, s, _ in batch
+        ]
+        decisions = self.scorer.decide_many(model, z, current, [at for _, _, at in batch], reason)
+        cm = self.scorer.compile(model)
+        changes: list[SegmentChange] = []
+        for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):
+            state.scored_at = max(state.scored_at, at)
+            if new is None:
+                continue
+            why = new.reason
+            if why == "segment_retired" and state.segment_id in self._reshuffled:
+                why = "model_update"
+            previous = self._ref(state.segment_id, state.micro_id)
+            state.segment_id, state.micro_id, state.seg_since = (
+                new.segment_id, new.micro_id, new.since,
+            )  # fmt: skip
+            state.seg_version += 1
+            centroid = cm.centroids[cm.index[new.segment_id]]
+            changes.append(
+                SegmentChange(
+                    event_id=change_id(cid, state.seg_version),
+                    customer_id=cid,
+                    version=state.seg_version,
+                    previous=previous,
+                    current=self._ref(new.segment_id, new.micro_id),
+                    reason=why,  # type: ignore[arg-type]
+                    confidence=new.confidence,
+                    explanation=explain(z[row], centroid, raw[row], self.explain_features),
+                    model_version=model.version,
+                    event_time=rfc3339_ms(at),
+                    emitted_at=rfc3339_ms(at if emitted_at is None else emitted_at),
+                    holdout=in_holdout(cid, self.holdout_share),
+                )
+            )
+        return changes
+
+    def erased(self, customer_id: str, state: CustomerState, at: int) -> SegmentChange | None:
+        """The ``erased`` change of a customer being forgotten (None if never assigned).
+
+        Carries no explanation and no features: after it, nothing of the customer remains.
+        """
+        if not state.segment_id:
+            return None
+        return SegmentChange(
+            event_id=change_id(customer_id, state.seg_version + 1),
+            customer_id=customer_id,
+            version=state.seg_version + 1,
+            previous=self._ref(state.segment_id, state.micro_id),
+            current=None,
+            reason="erased",
+            confidence=0.0,
+            explanation=[],
+            model_version=self.model.version if self.model else 0,
+            event_time=rfc3339_ms(at),
+            emitted_at=rfc3339_ms(at),
+            holdout=in_holdout(customer_id, self.holdout_share),
+        )
+
+    def _ref(self, segment_id: int, micro_id: int) -> SegmentRef | None:
+        if not segment_id:
+            return None
+        return SegmentRef(
+            segment_id=segment_id,
+            segment_name=self.names.get(segment_id, ""),
+            micro_segment_id=micro_id,
+        )
+
+
+def needs_rescore(state: CustomerState, watermark: int, idle_ms: int) -> bool:
+    """Whether a quiet customer is due for re-evaluation at ``watermark``: assigned, no event
+    and no scoring in the last ``idle_ms`` of event time."""
+    return (
+        state.segment_id != 0
+        and state.last_ts != NO_TIME
+        and watermark - state.last_ts >= idle_ms
+        and watermark - state.scored_at >= idle_ms
+    )
+
+
+def lifecycle_events(model: SegmentModel, matching: Matching | None) -> list[SegmentEvent]:
+    """The ``segment-events`` records of publishing ``model`` (after ``matching``)."""
+    v, t = model.version, rfc3339_ms(model.trained_at)
+    names = {str(s.id): s.name for s in model.segments}
+    ids = [s.id for s in model.segments]
+    out = [
+        SegmentEvent(event_id=lifecycle_id("model_published", v), kind="model_published",
+                     model_version=v, event_time=t, segment_ids=ids, names=names)
+    ]  # fmt: skip
+    if matching is None:
+        return out
+    for old, new in sorted(matching.splits.items()):
+        out.append(SegmentEvent(
+            event_id=lifecycle_id("segment_split", v, old), kind="segment_split", model_version=v,
+            event_time=t, segment_ids=[old, *new], mapping={str(old): new},
+            names={str(i): names[str(i)] for i in new}))  # fmt: skip
+    for old, into in sorted(matching.merges.items()):
+        out.append(SegmentEvent(
+            event_id=lifecycle_id("segment_merged", v, old), kind="segment_merged",
+            model_version=v, event_time=t, segment_ids=[old, into], mapping={str(old): [into]}))  # fmt: skip
+    split_children = {i for new in matching.splits.values() for i in new}
+    for sid in matching.born:
+        if sid not in split_children:
+            out.append(SegmentEvent(
+                event_id=lifecycle_id("segment_born", v, sid), kind="segment_born",
+                model_version=v, event_time=t, segment_ids=[sid], names={str(sid): names[str(sid)]}))  # fmt: skip
+    for sid in matching.retired:
+        out.append(SegmentEvent(
+            event_id=lifecycle_id("segment_retired", v, sid), kind="segment_retired",
+            model_version=v, event_time=t, segment_ids=[sid]))  # fmt: skip
+    return out
