@@ -107,6 +107,16 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from stream.evaluate import run_evaluate
+
+    result = run_evaluate(args.files, args.truth, args.out, args.segments)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="microseg", description=__doc__)
@@ -181,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--days", type=int, default=60)
     sm.add_argument("--seed", type=int, default=0)
     sm.set_defaults(func=_simulate)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="replay a simulated file offline; ARI/NMI vs the planted personas, migrations, "
+        "spurious changes, batch k-means baseline",
+    )
+    ev.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ev.add_argument("--truth", type=Path, required=True, help="truth file of `microseg simulate`")
+    ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
+    ev.add_argument("--segments", type=int, default=None,
+                    help="number of segments (default MICROSEG_SEGMENTS)")  # fmt: skip
+    ev.set_defaults(func=_evaluate)
     return p
 
 

@@ -10,12 +10,17 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stream.core.segment_stage import SegmentationStage
+    from stream.core.segmentation import Segmenter
+    from stream.core.trainer import Trainer
 
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
@@ -80,6 +85,19 @@ class Settings(BaseSettings):
     lateness_days: Annotated[float, Field(ge=0, le=3650)] = 30.0
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     batch_window_s: Annotated[float, Field(gt=0, le=10)] = 0.05
+
+    segments: Annotated[int, Field(ge=2, le=12)] = 6
+    micro_segments: Annotated[int, Field(ge=1, le=10)] = 3
+    sample_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    publish_every: Annotated[int, Field(ge=10, le=10_000_000)] = 500
+    warmup_samples: Annotated[int, Field(ge=10, le=10_000_000)] = 1000
+    micro_clusters: Annotated[int, Field(ge=10, le=1000)] = 60
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
+    margin: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    min_dwell_days: Annotated[float, Field(ge=0, le=365)] = 2.0
+    idle_days: Annotated[float, Field(gt=0, le=365)] = 1.0
+    tick_minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
+    holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
 
     embedded_broker_port: Annotated[int, Field(ge=0, le=65535)] = 0
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -147,3 +165,46 @@ def _shown(err: Mapping[str, Any]) -> str:
     if isinstance(value, str | int | float) and "password" not in str(err.get("loc")):
         return repr(value)
     return "a value that is not shown"
+
+
+def make_trainer(settings: Settings) -> Trainer:
+    """The trainer configured by ``settings`` (the same in the worker and offline)."""
+    from stream.core.trainer import Trainer
+
+    return Trainer(
+        n_segments=settings.segments,
+        micro_per_segment=settings.micro_segments,
+        max_micro_clusters=settings.micro_clusters,
+        publish_every=settings.publish_every,
+        warmup=settings.warmup_samples,
+        seed=settings.seed,
+    )
+
+
+def make_segmenter(settings: Settings) -> Segmenter:
+    """The scorer and change publisher configured by ``settings``."""
+    from stream.core.scoring import Scorer
+    from stream.core.segmentation import Segmenter
+
+    return Segmenter(Scorer(settings.margin, settings.min_dwell_days), settings.holdout_share)
+
+
+def make_segmentation_stage(settings: Settings) -> SegmentationStage:
+    """The offline engine's segmentation stage configured by ``settings``."""
+    from stream.core.segment_stage import SegmentationStage
+
+    return SegmentationStage(
+        make_trainer(settings),
+        make_segmenter(settings),
+        sample_rate=settings.sample_rate,
+        tick_minutes=settings.tick_minutes,
+        idle_days=settings.idle_days,
+    )
+
+
+def segmentation_config(settings: Settings) -> dict[str, Any]:
+    """The settings that decide segmentation outputs (recorded in offline reports)."""
+    names = ("segments", "micro_segments", "sample_rate", "publish_every", "warmup_samples",
+             "micro_clusters", "seed", "margin", "min_dwell_days", "idle_days", "tick_minutes",
+             "holdout_share")  # fmt: skip
+    return {n: getattr(settings, n) for n in names}

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from stream.config import Settings
+from stream.config import Settings, make_segmentation_stage, segmentation_config
 from stream.core.events import STREAM_OF_TYPE
 from stream.errors import ReplayError
 
@@ -217,7 +217,10 @@ def run_offline(
         except ValueError as exc:
             raise ReplayError(f"--as-of must be RFC 3339, got {as_of!r}") from exc
     limits = Limits(settings.max_message_bytes, int(settings.future_tolerance_s * 1000))
-    engine = Engine(Ingest(limits, lateness_days=settings.lateness_days), reference_ms=reference_ms)
+    stage = make_segmentation_stage(settings)
+    engine = Engine(
+        Ingest(limits, lateness_days=settings.lateness_days), [stage], reference_ms=reference_ms
+    )
     # The engine holds every event until the run; none of them forms a reference cycle, so the
     # cyclic collector would only re-scan an ever-growing heap (≈ 40 % of the time). Pause it.
     gc_was_enabled = gc.isenabled()
@@ -235,6 +238,7 @@ def run_offline(
         "lateness_days": settings.lateness_days,
         "max_message_bytes": settings.max_message_bytes,
         "future_tolerance_s": settings.future_tolerance_s,
+        **segmentation_config(settings),
     }
     files = render_outputs(result, config)
     out.mkdir(parents=True, exist_ok=True)

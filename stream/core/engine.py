@@ -45,6 +45,12 @@ class Stage(Protocol):
     def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
         """Called once at the end; may append records to output streams in ``out``."""
 
+    def report(self) -> dict[str, Any]:
+        """Sections this stage adds to ``report.json`` (after `finish`)."""
+
+    def forget(self, customer_id: str) -> None:
+        """Drop everything the stage holds about an erased customer."""
+
 
 @dataclass
 class RunResult:
@@ -57,6 +63,7 @@ class RunResult:
     features: dict[str, list[float]]
     dead_letters: list[DeadLetter]
     streams: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -144,17 +151,22 @@ class Engine:
             {cid: vector(states[cid], watermark) for cid in sorted(states)} if watermark else {}
         )
         streams: dict[str, list[dict[str, Any]]] = {}
+        extra: dict[str, Any] = {}
         for stage in stages:
             stage.finish(watermark or 0, streams)
+            extra.update(stage.report())
         counts["customers"] = len(states)
         dead = sorted(self._dead, key=lambda d: (d.source.topic, d.source.offset))
         return RunResult(
-            Counter(counts), Counter(self._by_reason), by_type, watermark, features, dead, streams
-        )
+            Counter(counts), Counter(self._by_reason), by_type, watermark, features, dead, streams,
+            extra,
+        )  # fmt: skip
 
     def erase(self, customer_id: str) -> bool:
         """Forget a customer entirely (GDPR erasure); True if there was anything to forget."""
         self._pending = [p for p in self._pending if p[3].customer_id != customer_id]
+        for stage in self.stages:
+            stage.forget(customer_id)
         return self.states.pop(customer_id, None) is not None
 
 
@@ -230,6 +242,7 @@ def render_outputs(result: RunResult, config: dict[str, Any]) -> dict[str, bytes
         "watermark_ms": result.watermark,
         "state_bytes_per_customer": encoded_size(),
         "features": feature_statistics(result.features),
+        **result.report,
     }
     files["report.json"] = (json.dumps(report, sort_keys=True, indent=2) + "\n").encode()
     return files

@@ -72,7 +72,9 @@ def normalized_mutual_info(a: Sequence[Hashable], b: Sequence[Hashable]) -> floa
     return 1.0 if ha + hb == 0 else round(2 * mi / (ha + hb), 6)
 
 
-def batch_kmeans(features: NDArray[np.float64], k: int, seed: int = 42, n_init: int = 10) -> list[int]:
+def batch_kmeans(
+    features: NDArray[np.float64], k: int, seed: int = 42, n_init: int = 10
+) -> list[int]:
     """The offline optimum: k-means over all customers' final features, scaled like the model
     (transform, population standardisation, clipping), best of ``n_init`` seeds."""
     x = transform_many(features)
@@ -174,7 +176,8 @@ def evaluate(
             "stable_customers": len(stable),
             "changes": spurious,
             "per_customer_per_30_days": round(spurious / exposure_days * 30, 4)
-            if exposure_days else None,
+            if exposure_days
+            else None,
             "warmup_days": warmup_days,
         },
         "changes": len(changes),

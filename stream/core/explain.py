@@ -41,6 +41,5 @@ def explain(z: Array, centroid: Array, raw: Sequence[float], k: int = 3) -> list
     if not chosen:
         chosen = [int(j) for j in np.lexsort((np.arange(len(z)), -np.abs(z)))[:k]]
     return [
-        Reason(feature=NAMES[j], value=_round(raw[j], 6), z=round(float(z[j]), 2))
-        for j in chosen
+        Reason(feature=NAMES[j], value=_round(raw[j], 6), z=round(float(z[j]), 2)) for j in chosen
     ]

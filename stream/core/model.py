@@ -117,7 +117,8 @@ class SegmentModel:
     def scale_many(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Rows of raw feature vectors → scaled clustering space."""
         z = (transform_many(x) - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.clip(z, -Z_CLIP, Z_CLIP)
+        out: NDArray[np.float64] = np.clip(z, -Z_CLIP, Z_CLIP)
+        return out
 
     def centroids(self) -> NDArray[np.float64]:
         """Segment centroids as a matrix (segment order)."""

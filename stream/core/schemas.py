@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from stream.core.deadletter import DeadLetter
 from stream.core.events import ClickEvent, EmailEvent, Event, PurchaseEvent
+from stream.core.outputs import SegmentChange, SegmentEvent
 
 _BASE = "https://microseg.dev/schemas/v1/"
 
@@ -27,6 +28,8 @@ def contract_schemas() -> dict[str, dict[str, Any]]:
         "email-event.schema.json": TypeAdapter(EmailEvent),
         "purchase-event.schema.json": TypeAdapter(PurchaseEvent),
         "dead-letter.schema.json": TypeAdapter(DeadLetter),
+        "segment-change.schema.json": TypeAdapter(SegmentChange),
+        "segment-event.schema.json": TypeAdapter(SegmentEvent),
     }
     out: dict[str, dict[str, Any]] = {}
     for name, adapter in models.items():

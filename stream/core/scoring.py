@@ -61,7 +61,8 @@ class Compiled:
 def distances(centroids: Array, z: Array) -> Array:
     """Euclidean distances of each row of ``z`` to every centroid (rows × centroids)."""
     d2 = ((z[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-    return np.sqrt(d2)
+    out: Array = np.sqrt(d2)
+    return out
 
 
 class Scorer:

@@ -1,14 +1,15 @@
 """Segmentation inside the offline engine: the trainer inline, the scorer in event-time ticks.
 
 `SegmentationStage` plugs into `stream.core.engine.Engine` and does, in-process and in event-time
-order, what the worker does with its agents: at every day boundary of the watermark, a
-deterministic sample of customers (`sample_key`: hashed customer id and day) feeds their feature
-vectors at the watermark to the `Trainer` — quiet customers included, so the model knows what
-lapsing looks like, and every sample is taken at a common time like the scored ones; every published
+order, what the worker does with its agents: when the watermark passes a day boundary, a seeded
+sample of the customers active within ``sample_horizon_days`` feeds their feature vectors at the
+watermark to the `Trainer` — quiet customers included, so the model knows what lapsing looks
+like, and all of a day's samples are taken at one time; every published
 snapshot goes to the `Segmenter` (and its lifecycle to ``segment-events``); customers updated
 during a tick of event time (``tick_minutes``) are scored together at the end of the tick, like
-a worker scores a batch; when the watermark passes a day boundary, customers quiet for at least
-``idle_days`` are re-evaluated at the watermark, so customers who go quiet still move. Outputs:
+a worker scores a batch; quiet customers are re-evaluated at day boundaries of the watermark
+(`rescore_due`: after ``idle_days``, then each time their quiet time doubles), so customers who
+go quiet still move. Outputs:
 ``segment-changes``, ``segment-events``, ``segment-model`` (the snapshots) and segment profiles.
 
 Everything depends only on the applied events in order: same input → same outputs.
@@ -17,14 +18,15 @@ Everything depends only on the applied events in order: same input → same outp
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from typing import Any
 
 from stream.core.features import DAY_MS, vector
 from stream.core.outputs import SegmentChange
-from stream.core.segmentation import Segmenter, lifecycle_events, needs_rescore
+from stream.core.segmentation import Segmenter, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
-from stream.core.trainer import Trainer, sample_key, sampled
+from stream.core.trainer import Trainer
 
 MINUTE_MS = 60_000
 
@@ -39,7 +41,11 @@ class SegmentationStage:
     segmenter
         The scorer and change publisher.
     sample_rate
-        Share of customers (by hashed id and day) whose vector is a training sample each day.
+        Share of recently active customers whose vector is a training sample each day.
+    max_daily_samples
+        At most this many samples a day (the trainer's cost grows with event-time span).
+    sample_horizon_days
+        Customers with an event within this many days are sampled (lapsing ones included).
     tick_minutes
         Customers updated within one tick of event time are scored together at its end.
     idle_days
@@ -53,15 +59,22 @@ class SegmentationStage:
         sample_rate: float = 0.05,
         tick_minutes: float = 60.0,
         idle_days: float = 1.0,
+        max_daily_samples: int = 100,
+        sample_horizon_days: float = 90.0,
     ) -> None:
         self.trainer = trainer
         self.segmenter = segmenter
         self.sample_rate = sample_rate
         self.tick_minutes = tick_minutes
         self.idle_days = idle_days
+        self.max_daily_samples = max_daily_samples
+        self.sample_horizon_days = sample_horizon_days
+        self._horizon_ms = int(sample_horizon_days * DAY_MS)
+        self._due: dict[int, dict[str, None]] = {}  # day boundary → customers to re-evaluate
         self._tick_ms = max(1, int(tick_minutes * MINUTE_MS))
         self._idle_ms = int(idle_days * DAY_MS)
         self.customers: dict[str, CustomerState] = {}
+        self._order: list[str] = []  # customers in order of first appearance
         self._dirty: dict[str, CustomerState] = {}
         self._tick_end: int | None = None
         self._next_day: int | None = None
@@ -76,39 +89,57 @@ class SegmentationStage:
             self._next_day = t - t % DAY_MS + DAY_MS
         if t >= self._tick_end:
             self._close_tick(t)
+        if customer_id not in self.customers:
+            self._order.append(customer_id)
         self.customers[customer_id] = state
         self._dirty[customer_id] = state
 
     def _close_tick(self, t: int) -> None:
-        assert self._tick_end is not None and self._next_day is not None
+        assert self._next_day is not None  # set by the first event
         self._score_dirty()
+        day = None
         while self._next_day <= t:
             self._rescore_idle(self._next_day)
-            self._learn(self._next_day)
+            day = self._next_day
             self._next_day += DAY_MS
+        if day is not None:  # one day's sample, also after a gap without events
+            self._learn(day)
         self._tick_end = t - t % self._tick_ms + self._tick_ms
+
+    def _score(self, batch: list[tuple[str, CustomerState, int]]) -> None:
+        """Score a batch and schedule each customer's next quiet-time re-evaluation."""
+        self.changes += self.segmenter.score(batch)
+        for cid, state, _ in batch:
+            due = rescore_due(state, self._idle_ms)
+            if due is not None:
+                day = -(-due // DAY_MS) * DAY_MS  # the first day boundary at or after it
+                self._due.setdefault(day, {})[cid] = None
 
     def _score_dirty(self) -> None:
         if self._dirty:
-            batch = [(cid, s, s.last_ts) for cid, s in self._dirty.items()]
-            self.changes += self.segmenter.score(batch)
+            self._score([(cid, s, s.last_ts) for cid, s in self._dirty.items()])
             self._dirty = {}
 
     def _rescore_idle(self, watermark: int) -> None:
-        idle = [
-            (cid, s, watermark)
-            for cid, s in self.customers.items()
-            if needs_rescore(s, watermark, self._idle_ms)
-        ]
-        self.changes += self.segmenter.score(idle)
+        due = self._due.pop(watermark, {})
+        idle = []
+        for cid in due:
+            s = self.customers.get(cid)
+            when = rescore_due(s, self._idle_ms) if s is not None else None
+            if s is not None and when is not None and when <= watermark:
+                idle.append((cid, s, watermark))
+        self._score(idle)
 
     def _learn(self, watermark: int) -> None:
-        day = watermark // DAY_MS
-        rate = self.sample_rate
-        for cid, s in self.customers.items():
-            if sampled(sample_key(cid, day), rate):
-                if self.trainer.learn_one(vector(s, watermark), watermark) is not None:
-                    self._publish(watermark)
+        """Feed the day's sample (seeded by the trainer's seed and the day) to the trainer."""
+        since = watermark - self._horizon_ms
+        recent = [cid for cid in self._order if self.customers[cid].last_ts >= since]
+        n = min(self.max_daily_samples, round(self.sample_rate * len(recent)))
+        rng = random.Random(f"{self.trainer.seed}:{watermark // DAY_MS}")
+        for i in sorted(rng.sample(range(len(recent)), n)):
+            s = self.customers[recent[i]]
+            if self.trainer.learn_one(vector(s, watermark), watermark) is not None:
+                self._publish(watermark)
 
     def _publish(self, t: int) -> None:
         model = self.trainer.model
@@ -124,23 +155,40 @@ class SegmentationStage:
         moved = [(c, s, s.last_ts) for c, s in self.customers.items()
                  if first or (s.segment_id and s.segment_id not in live)]  # fmt: skip
         if first:
-            self.changes += self.segmenter.score(moved)
+            self._score(moved)
         else:
-            self.changes += self.segmenter.score([(c, s, max(s.last_ts, t)) for c, s, _ in moved])
+            self._score([(c, s, max(s.last_ts, t)) for c, s, _ in moved])
 
     def forget(self, customer_id: str) -> None:
         """Drop an erased customer."""
-        self.customers.pop(customer_id, None)
+        if self.customers.pop(customer_id, None) is not None:
+            self._order.remove(customer_id)
         self._dirty.pop(customer_id, None)
 
     def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
         """Score what is pending, re-evaluate quiet customers at the watermark, write outputs."""
         self._score_dirty()
-        if self.customers:
-            self._rescore_idle(watermark)
+        final = [(c, s, watermark) for c, s in self.customers.items()
+                 if (due := rescore_due(s, self._idle_ms)) is not None and due <= watermark]  # fmt: skip
+        self._score(final)
         out["segment-changes"] = [c.model_dump(mode="json") for c in self.changes]
         out["segment-events"] = self.events
         out["segment-model"] = self.models
+
+    def report(self) -> dict[str, Any]:
+        """The segmentation sections of ``report.json``: model, changes, segment profiles."""
+        model = self.segmenter.model
+        return {
+            "segmentation": {
+                "model_version": model.version if model else 0,
+                "training_samples": self.trainer.n,
+                "snapshots": len(self.models),
+                "changes": len(self.changes),
+                "changes_by_reason": dict(sorted(Counter(c.reason for c in self.changes).items())),
+                "assigned_customers": sum(1 for s in self.customers.values() if s.segment_id),
+            },
+            "segments": self.profiles(),
+        }
 
     def profiles(self) -> list[dict[str, Any]]:
         """Per live segment: name, size, share, traits, value tier, action, micro-segment sizes

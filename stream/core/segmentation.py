@@ -170,15 +170,21 @@ class Segmenter:
         )
 
 
-def needs_rescore(state: CustomerState, watermark: int, idle_ms: int) -> bool:
-    """Whether a quiet customer is due for re-evaluation at ``watermark``: assigned, no event
-    and no scoring in the last ``idle_ms`` of event time."""
-    return (
-        state.segment_id != 0
-        and state.last_ts != NO_TIME
-        and watermark - state.last_ts >= idle_ms
-        and watermark - state.scored_at >= idle_ms
-    )
+def rescore_due(state: CustomerState, idle_ms: int) -> int | None:
+    """When a quiet customer is next re-evaluated (event time), or None if not assigned.
+
+    ``idle_ms`` after their last event, then whenever the quiet time has doubled since the last
+    evaluation (1, 2, 4, 8… × ``idle_ms``): recency enters the model on a log scale, so this
+    catches every move while a customer dormant for years costs a handful of evaluations.
+
+    >>> s = CustomerState(last_ts=0, segment_id=1, scored_at=0)
+    >>> rescore_due(s, 10), rescore_due(CustomerState(last_ts=0, segment_id=1, scored_at=40), 10)
+    (10, 80)
+    """
+    if not state.segment_id or state.last_ts == NO_TIME:
+        return None
+    quiet = max(state.scored_at - state.last_ts, 0)
+    return state.last_ts + max(idle_ms, 2 * quiet)
 
 
 def lifecycle_events(model: SegmentModel, matching: Matching | None) -> list[SegmentEvent]:

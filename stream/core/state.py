@@ -128,7 +128,7 @@ class CustomerState:
         if data and data[0] == 2 and len(data) == _V2.size:
             v = _V2.unpack(data)
         elif data and data[0] == 1 and len(data) == _V1.size:
-            v = _V1.unpack(data) + (0, 0, 0, NO_TIME, NO_TIME)
+            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME)
         else:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         n = 1 + N_SUMS

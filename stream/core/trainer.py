@@ -1,7 +1,7 @@
 """The trainer: one global model learnt from sampled feature vectors.
 
-Samples are chosen deterministically by hashing ``event_id`` (so every replay picks the same
-ones), transformed (`stream.core.model.transform`), scaled by running statistics, and learnt by
+Samples are customers' feature vectors, chosen deterministically by the caller (the offline
+stage and the worker sample a seeded share of recently active customers each day), transformed (`stream.core.model.transform`), scaled by running statistics, and learnt by
 River's CluStream, which maintains weighted micro-clusters. Segments are derived from River's
 state deterministically — a seeded, weighted k-means over the micro-cluster centres — and
 micro-segments by the same inside each segment; identities carry over from the previous
@@ -18,7 +18,6 @@ version (`stream.core.identity`). A snapshot is published every ``publish_every`
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
@@ -32,19 +31,6 @@ from stream.core.naming import name_segments
 
 Array = NDArray[np.float64]
 _KEYS = [f"f{i}" for i in range(len(FEATURES))]
-
-
-def sampled(key: str, rate: float) -> bool:
-    """Whether ``key`` is in the deterministic training sample of the given rate."""
-    h = int.from_bytes(
-        hashlib.blake2b(key.encode(), digest_size=8, person=b"sample").digest(), "little"
-    )
-    return h < rate * 2**64
-
-
-def sample_key(customer_id: str, day: int) -> str:
-    """The sampling key of a customer on a day (days since the epoch, event time)."""
-    return f"{customer_id}@{day}"
 
 
 def weighted_kmeans(
@@ -125,6 +111,9 @@ class Trainer:
         Seed of CluStream and of the k-means derivation.
     match_distance
         Scaled distance within which a new centroid keeps an old segment's id.
+    time_window
+        CluStream's horizon in samples: older micro-clusters are dropped (not merged) to make
+        room, so the model follows behaviour as it changes, at a bounded cost per sample.
     restructure_gain
         A fresh k-means replaces the refined previous segments only if it lowers the weighted
         inertia by at least this share (segments change shape only when it pays).
@@ -140,6 +129,7 @@ class Trainer:
         seed: int = 42,
         match_distance: float = 3.0,
         restructure_gain: float = 0.1,
+        time_window: int = 2000,
     ) -> None:
         self.n_segments = n_segments
         self.micro_per_segment = micro_per_segment
@@ -149,10 +139,11 @@ class Trainer:
         self.seed = seed
         self.match_distance = match_distance
         self.restructure_gain = restructure_gain
+        self.time_window = time_window
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
             max_micro_clusters=max_micro_clusters,
-            time_window=10 * publish_every,
+            time_window=time_window,
             seed=seed,
         )
         self.n = 0
@@ -194,7 +185,11 @@ class Trainer:
             # Keep the previous structure unless a fresh solution is clearly better: refine the
             # previous centroids (moved into the current scaling) and compare inertias.
             warm_c, warm_l = weighted_kmeans(
-                points, weights, self.n_segments, self.seed, init=self._rescaled(prev.centroids(), prev)
+                points,
+                weights,
+                self.n_segments,
+                self.seed,
+                init=self._rescaled(prev.centroids(), prev),
             )
             fresh = inertia(points, weights, centroids, labels)
             if fresh >= (1.0 - self.restructure_gain) * inertia(points, weights, warm_c, warm_l):
@@ -227,9 +222,12 @@ class Trainer:
         segments = []
         for j, c in enumerate(centroids):
             mask = np.asarray(labels) == j
-            sub_c, _ = best_kmeans(
-                points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1, n_init=3
-            )
+            if mask.any():
+                sub_c, _ = best_kmeans(
+                    points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1, 3
+                )
+            else:  # a refined previous centroid that no micro-cluster is nearest to any more
+                sub_c = c[None, :]
             old_seg = prev.segment(ids[j]) if prev else None
             micro_ids, next_micro = _micro_ids(old_seg, sub_c, next_micro, self.match_distance)
             segments.append(

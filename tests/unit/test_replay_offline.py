@@ -17,6 +17,7 @@ import pytest
 from stream.config import Settings
 from stream.core.events import STREAM_OF_TYPE, Stream
 from stream.core.features import FEATURES, NAMES
+from stream.core.outputs import SegmentChange, SegmentEvent
 from stream.replay import run_offline
 from tests.factories import CLICK_TYPES, EMAIL_TYPES
 
@@ -24,7 +25,8 @@ N_EVENTS = 5_000
 N_CUSTOMERS = 300
 START = datetime(2024, 3, 1, tzinfo=UTC)
 SPAN_S = 60 * 86_400
-OUTPUTS = {"dead-letter.jsonl", "features.jsonl", "report.json"}
+SEGMENT_OUTPUTS = ("segment-changes.jsonl", "segment-events.jsonl", "segment-model.jsonl")
+OUTPUTS = {"dead-letter.jsonl", "features.jsonl", "report.json", *SEGMENT_OUTPUTS}
 
 _M = '{"event_id":"%s","customer_id":"cm","ts":"2024-03-05T00:00:00Z",'
 MALFORMED: list[tuple[str, bytes]] = [
@@ -104,7 +106,8 @@ def settings() -> Settings:
         for name in list(os.environ):
             if name.upper().startswith("MICROSEG_"):
                 mp.delenv(name)
-        return Settings.load()
+        # a small population: sample more of it, so models are published within 60 days
+        return Settings.load(sample_rate=0.25, warmup_samples=300, publish_every=300)
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +168,9 @@ def test_duplicates_change_the_counts_but_not_the_features(
 
     assert out["features.jsonl"] == clean_out["features.jsonl"]
     assert report["features"] == clean_report["features"]
+    for name in SEGMENT_OUTPUTS:  # re-sends change nothing a segment depends on
+        assert out[name] == clean_out[name], name
+    assert report["segments"] == clean_report["segments"]
     counts, before = report["counts"], clean_report["counts"]
     assert counts["duplicate"] == len(chosen) == 500
     assert counts["accepted"] == before["accepted"] == N_EVENTS
@@ -191,6 +197,8 @@ def test_line_order_does_not_matter(
     out = read_outputs(tmp_path / "out")
     assert out["features.jsonl"] == clean_out["features.jsonl"]
     assert report["features"] == clean_report["features"]
+    for name in SEGMENT_OUTPUTS:
+        assert out[name] == clean_out[name], name
     assert report["counts"] == clean_report["counts"]
     assert report["dead_lettered_by_reason"] == clean_report["dead_lettered_by_reason"]
 
@@ -211,7 +219,7 @@ def test_the_report(
     assert report["dead_lettered_by_reason"] == dict(expected_reasons)
     assert report["accepted_by_type"] == dict(Counter(ev["type"] for ev in events))
     assert {STREAM_OF_TYPE[t] for t in report["accepted_by_type"]} == set(Stream)
-    assert report["state_bytes_per_customer"] == 334 <= 400
+    assert report["state_bytes_per_customer"] == 362 <= 400
     last = max(datetime.fromisoformat(ev["ts"]) for ev in events)
     assert report["watermark_ms"] == int(last.timestamp() * 1000)
     assert report["config"]["lateness_days"] == 30.0
@@ -238,3 +246,35 @@ def test_the_report(
     assert 0 < stats["share_web"]["mean"] < 1
     dead = [json.loads(line) for line in out["dead-letter.jsonl"].splitlines()]
     assert Counter(d["reason"] for d in dead) == expected_reasons
+
+
+def test_segment_outputs(clean: tuple[Path, dict[str, Any], dict[str, bytes]]) -> None:
+    _, report, out = clean
+    changes = [SegmentChange.model_validate_json(line)
+               for line in out["segment-changes.jsonl"].splitlines()]  # fmt: skip
+    events = [SegmentEvent.model_validate_json(line)
+              for line in out["segment-events.jsonl"].splitlines()]  # fmt: skip
+    models = [json.loads(line) for line in out["segment-model.jsonl"].splitlines()]
+    seg = report["segmentation"]
+    assert seg["snapshots"] == len(models) >= 2
+    assert [m["version"] for m in models] == list(range(1, len(models) + 1))
+    assert [e.model_version for e in events if e.kind == "model_published"] == [
+        m["version"] for m in models
+    ]
+    assert seg["changes"] == len(changes) > 0
+    # every customer was assigned once (new_customer, version 1), then versions count up by one
+    last: dict[str, int] = {}
+    for c in changes:
+        assert c.version == last.get(c.customer_id, 0) + 1
+        last[c.customer_id] = c.version
+        assert (c.previous is None) == (c.reason == "new_customer")
+        assert c.current is not None and c.explanation and 0 <= c.confidence <= 1
+        assert c.emitted_at >= c.event_time or c.emitted_at == c.event_time
+    assert len(last) == seg["assigned_customers"] == N_CUSTOMERS
+    assert len({c.event_id for c in changes}) == len(changes)
+    profiles = report["segments"]
+    assert sum(p["size"] for p in profiles) == N_CUSTOMERS
+    assert {p["segment_id"] for p in profiles} == set(models[-1]["segments"][i]["id"]
+                                                       for i in range(len(profiles)))  # fmt: skip
+    for p in profiles:
+        assert p["name"] and p["value_tier"] in {"high", "mid", "low"} and p["suggested_action"]

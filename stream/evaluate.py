@@ -1,0 +1,40 @@
+"""``microseg evaluate``: replay a simulated file offline and score the segments against its truth.
+
+Runs the offline replay (`stream.replay.run_offline`, the same core as the worker) with the
+configured settings — ``--segments`` overrides the number of segments, normally the number of
+planted personas — then `stream.core.evaluation.evaluate` on its outputs, and writes
+``evaluation.json`` next to them. Deterministic like the replay itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stream.config import Settings
+from stream.core.evaluation import evaluate
+from stream.core.features import NAMES
+from stream.errors import ReplayError
+from stream.replay import run_offline
+
+
+def run_evaluate(
+    events: list[Path], truth: Path, out: Path, segments: int | None = None
+) -> dict[str, Any]:
+    """Replay ``events`` offline into ``out``, evaluate against ``truth``; return the report."""
+    if not truth.is_file():
+        raise ReplayError(f"no such truth file: {truth}")
+    answer = json.loads(truth.read_text())
+    settings = Settings.load(**({"segments": segments} if segments else {}))
+    report = run_offline(events, out, settings)
+    changes = [json.loads(line) for line in (out / "segment-changes.jsonl").open("rb")]
+    features = {}
+    for line in (out / "features.jsonl").open("rb"):
+        row = json.loads(line)
+        features[row["customer_id"]] = [row["features"][k] for k in NAMES]
+    result = evaluate(changes, features, answer, settings.segments)
+    result["replay"] = {"lines": report["counts"].get("lines", 0), "out": str(out)}
+    result["settings"] = report["config"]
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result

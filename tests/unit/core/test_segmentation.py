@@ -1,0 +1,163 @@
+"""Segmentation: stable identities, lifecycle mappings, damping, quiet-customer moves, contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.core.features import DAY_MS, NAMES
+from stream.core.identity import match_segments, transfer_matrix
+from stream.core.model import MicroSegment, Segment, SegmentModel
+from stream.core.outputs import SegmentChange, change_id
+from stream.core.scoring import Scorer
+from stream.core.segmentation import Segmenter, in_holdout, lifecycle_events, rescore_due
+from stream.core.state import CustomerState
+from stream.core.trainer import Trainer
+
+D = len(NAMES)
+
+
+def _blobs(seed: int, n: int = 600) -> list[list[float]]:
+    """Raw feature vectors around three distinct behaviours."""
+    rng = np.random.default_rng(seed)
+    centres = [
+        np.full(D, 0.2),
+        np.full(D, 3.0),
+        np.r_[np.full(D // 2, 6.0), np.full(D - D // 2, 0.5)],
+    ]
+    return [list(np.abs(centres[i % 3] + rng.normal(0, 0.15, D))) for i in range(n)]
+
+
+def _trained(samples: list[list[float]], previous: SegmentModel | None = None) -> Trainer:
+    tr = Trainer(n_segments=3, micro_per_segment=2, publish_every=10**9, warmup=10**9, seed=5)
+    tr.model = previous
+    for i, x in enumerate(samples):
+        tr.learn_one(x, t=i)
+    tr.publish(t=len(samples))
+    return tr
+
+
+def test_retraining_on_the_same_data_keeps_every_id_and_every_customer() -> None:
+    samples = _blobs(1)
+    first = _trained(samples).model
+    assert first is not None and len(first.segments) == 3
+    seg = Segmenter(holdout_share=0.0)
+    seg.set_model(first)
+    z = first.scale_many(np.asarray(samples[:60]))
+    before = seg.scorer.decide_many(first, z, [None] * 60, [0] * 60)
+    assert len({a.segment_id for a in before if a}) == 3
+
+    again = _trained(samples, previous=first)  # a fresh trainer, same data, continuing v1
+    second = again.model
+    assert second is not None and second.version == 2
+    matching = again.history[-1]["matching"]
+    assert [s.id for s in second.segments] == [s.id for s in first.segments]
+    assert not (matching.born or matching.retired or matching.splits or matching.merges)
+    assert [[m.id for m in s.micro] for s in second.segments] == [
+        [m.id for m in s.micro] for s in first.segments
+    ]
+    assert lifecycle_events(second, matching)[0].kind == "model_published"
+    assert len(lifecycle_events(second, matching)) == 1
+    # nobody moves: every customer stays in their segment and micro-segment under v2
+    z2 = second.scale_many(np.asarray(samples[:60]))
+    after = seg.scorer.decide_many(second, z2, before, [10 * DAY_MS] * 60)
+    assert after == [None] * 60
+
+
+def test_a_split_and_a_birth_are_published_with_their_mappings() -> None:
+    old = np.array([[0.0, 0.0], [10.0, 0.0]])
+    # old segment 5 (around x = 10) had members at 9 and 13: they now form two segments;
+    # a new group far away at y = 20 held no old mass: it is born
+    points = np.array([[0.0, 0.0], [9.0, 0.0], [9.5, 0.0], [13.0, 0.0], [13.5, 0.0]])
+    new = np.array([[0.0, 0.0], [9.2, 0.0], [13.2, 0.0], [0.0, 20.0]])
+    t = transfer_matrix(points, np.ones(5), [0, 1, 1, 1, 1], 2, new)
+    m = match_segments([1, 5], old, new, next_id=6, max_distance=2.0, transfer=t)
+    assert m.ids == [1, 5, 6, 7] and m.splits == {5: [5, 6]} and m.born == [7]
+    model = SegmentModel(
+        2, 0, [0.0] * 2, [1.0] * 2,
+        [Segment(i, f"S{i}", c.tolist(), [MicroSegment(i, c.tolist())])
+         for i, c in zip(m.ids, new, strict=True)],
+        8, 8, features=["a", "b"],
+    )  # fmt: skip
+    events = {e.kind: e for e in lifecycle_events(model, m)}
+    assert set(events) == {"model_published", "segment_split", "segment_born"}
+    assert events["segment_split"].mapping == {"5": [5, 6]}
+    assert events["segment_split"].segment_ids == [5, 5, 6]
+    assert events["segment_born"].segment_ids == [7] and events["segment_born"].names == {"7": "S7"}
+    assert events["model_published"].segment_ids == [1, 5, 6, 7]
+
+
+def test_a_merge_moves_members_with_reason_model_update() -> None:
+    old = np.array([np.zeros(D), np.full(D, 0.3), np.full(D, 10.0)])
+    new = np.array([np.full(D, 0.1), np.full(D, 10.0)])
+    m = match_segments([1, 2, 3], old, new, next_id=4, max_distance=2.0)
+    assert m.merges == {2: 1} and m.ids == [1, 3]
+
+    def model(version: int, ids: list[int], cs: np.ndarray) -> SegmentModel:
+        segs = [Segment(i, f"S{i}", c.tolist(), [MicroSegment(10 + i, c.tolist())])
+                for i, c in zip(ids, cs, strict=True)]  # fmt: skip
+        return SegmentModel(version, 0, [0.0] * D, [1.0] * D, segs, 4, 20)
+
+    seg = Segmenter(holdout_share=0.0)
+    seg.set_model(model(1, [1, 2, 3], old))
+    state = CustomerState(last_ts=0, first_ts=0, t0=0)
+    stay = CustomerState(last_ts=0, first_ts=0, t0=0)
+    assert [c.current.segment_id for c in seg.score([("a", state, 0), ("b", stay, 0)])] == [1, 1]
+    state.segment_id, state.micro_id = 2, 12  # as if a v1 customer of segment 2
+    seg.set_model(model(2, m.ids, new), m)
+    [moved] = seg.score([("a", state, 0), ("b", stay, 0)])  # "b" stays: no event for it
+    assert (moved.customer_id, moved.reason, moved.previous.segment_id, moved.current.segment_id) == (
+        "a", "model_update", 2, 1)  # fmt: skip
+    assert moved.model_version == 2 and state.segment_id == 1 and state.seg_version == 2
+
+
+def test_flap_damping_needs_both_margin_and_dwell() -> None:
+    m = SegmentModel(1, 0, [0.0] * 2, [1.0] * 2,
+                     [Segment(1, "A", [0.0, 0.0], [MicroSegment(1, [0.0, 0.0])]),
+                      Segment(2, "B", [2.0, 0.0], [MicroSegment(2, [2.0, 0.0])])],
+                     3, 3, features=["a", "b"])  # fmt: skip
+    sc = Scorer(margin=0.2, min_dwell_days=2)
+    a = sc.decide(m, np.array([0.1, 0.0]), None, t=0)
+    assert a is not None and a.segment_id == 1
+    # just past the midpoint: nearer B, but not by 20 %
+    assert sc.decide(m, np.array([1.05, 0.0]), a, t=5 * DAY_MS) is None
+    # clearly B, but only a day later
+    assert sc.decide(m, np.array([1.9, 0.0]), a, t=DAY_MS) is None
+    b = sc.decide(m, np.array([1.9, 0.0]), a, t=3 * DAY_MS)
+    assert b is not None and (b.segment_id, b.reason, b.since) == (2, "behaviour", 3 * DAY_MS)
+
+
+def test_quiet_customers_are_re_evaluated_at_doubling_intervals() -> None:
+    s = CustomerState(last_ts=0, segment_id=1, scored_at=0)
+    seen = []
+    for _ in range(6):
+        due = rescore_due(s, DAY_MS)
+        assert due is not None
+        seen.append(due // DAY_MS)
+        s.scored_at = due
+    assert seen == [1, 2, 4, 8, 16, 32]
+    assert rescore_due(CustomerState(last_ts=0), DAY_MS) is None  # never assigned
+
+
+def test_changes_are_deterministic_and_versioned() -> None:
+    m = SegmentModel(1, 0, [0.0] * D, [1.0] * D,
+                     [Segment(1, "Quiet", [-1.0] * D, [MicroSegment(1, [-1.0] * D)]),
+                      Segment(2, "Busy", [2.0] * D, [MicroSegment(2, [2.0] * D)])],
+                     3, 3)  # fmt: skip
+    seg = Segmenter(Scorer(margin=0.1, min_dwell_days=0), holdout_share=0.5)
+    seg.set_model(m)
+    s = CustomerState(last_ts=0)
+    [first] = seg.score([("cust-1", s, 0)])
+    assert (first.version, first.reason, first.previous, first.event_id) == (
+        1, "new_customer", None, change_id("cust-1", 1))  # fmt: skip
+    assert first.holdout == in_holdout("cust-1", 0.5)
+    assert SegmentChange.model_validate_json(first.model_dump_json()) == first
+    erased = seg.erased("cust-1", s, 5)
+    assert erased is not None and erased.version == 2 and erased.current is None
+    assert erased.previous == first.current and erased.explanation == []
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.5])
+def test_holdout_share(share: float) -> None:
+    flagged = sum(in_holdout(f"c{i}", share) for i in range(20_000)) / 20_000
+    assert abs(flagged - share) < 0.01

@@ -1,0 +1,55 @@
+"""``microseg evaluate`` end to end on a small simulation (offline, no broker)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from stream.core.evaluation import adjusted_rand, normalized_mutual_info
+from stream.evaluate import run_evaluate
+from stream.simulate import run_simulate
+
+
+@pytest.fixture(autouse=True)
+def _small_population(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("MICROSEG_"):
+            monkeypatch.delenv(name)
+    # 400 customers: sample more of them so models are published early
+    monkeypatch.setenv("MICROSEG_SAMPLE_RATE", "0.25")
+    monkeypatch.setenv("MICROSEG_WARMUP_SAMPLES", "300")
+    monkeypatch.setenv("MICROSEG_PUBLISH_EVERY", "300")
+
+
+def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> None:
+    events, truth = tmp_path / "sim.jsonl.gz", tmp_path / "truth.json"
+    run_simulate(events, truth, customers=400, days=45, seed=3)
+    first = run_evaluate([events], truth, tmp_path / "a", segments=8)
+    second = run_evaluate([events], truth, tmp_path / "b", segments=8)
+    first.pop("replay"), second.pop("replay")
+    assert first == second
+    assert (tmp_path / "a" / "evaluation.json").is_file()
+    assert (tmp_path / "a" / "segment-changes.jsonl").read_bytes() == (
+        tmp_path / "b" / "segment-changes.jsonl").read_bytes()  # fmt: skip
+    assert first["customers"] == 400 and 2 <= first["segments"] <= 8
+    # segments carry information about the personas (far above chance, which is ≈ 0)
+    assert first["ari"] > 0.3 and first["nmi"] > 0.4
+    assert first["batch_kmeans"]["ari"] > 0.3
+    assert first["migrations"]["customers"] > 0 and first["lapses"]["customers"] > 0
+    assert 0 <= first["migrations"]["recall"] <= 1
+    assert first["spurious"]["stable_customers"] > 0
+    assert first["settings"]["segments"] == 8
+    answer = json.loads(truth.read_text())
+    assert len(answer["customers"]) == 400
+
+
+def test_the_agreement_measures() -> None:
+    a = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    relabelled = [5, 5, 5, 3, 3, 3, 9, 9, 9]
+    assert adjusted_rand(a, relabelled) == normalized_mutual_info(a, relabelled) == 1.0
+    one_off = [0, 0, 1, 1, 1, 1, 2, 2, 2]
+    assert 0 < adjusted_rand(a, one_off) < 1 and 0 < normalized_mutual_info(a, one_off) < 1
+    assert adjusted_rand(a, [0] * 9) == 0.0
