@@ -114,6 +114,10 @@ class Trainer:
     time_window
         CluStream's horizon in samples: older micro-clusters are dropped (not merged) to make
         room, so the model follows behaviour as it changes, at a bounded cost per sample.
+    scaler_halflife
+        Half-life in samples of the exponentially weighted scaler (None: cumulative mean and
+        variance), so the scaling forgets the early, still-filling-up features; the first
+        ``1 / (1 − 2^(−1/halflife))`` samples are averaged equally.
     restructure_gain
         A fresh k-means replaces the refined previous segments only if it lowers the weighted
         inertia by at least this share (segments change shape only when it pays).
@@ -130,6 +134,7 @@ class Trainer:
         match_distance: float = 3.0,
         restructure_gain: float = 0.1,
         time_window: int = 2000,
+        scaler_halflife: float | None = None,
     ) -> None:
         self.n_segments = n_segments
         self.micro_per_segment = micro_per_segment
@@ -140,15 +145,19 @@ class Trainer:
         self.match_distance = match_distance
         self.restructure_gain = restructure_gain
         self.time_window = time_window
+        self.scaler_halflife = scaler_halflife
+        self._alpha = 0.0 if scaler_halflife is None else 1.0 - 0.5 ** (1.0 / scaler_halflife)
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
             max_micro_clusters=max_micro_clusters,
             time_window=time_window,
+            time_gap=2**62,  # River's own macro k-means is never used: skip it
             seed=seed,
         )
         self.n = 0
         self._mean = np.zeros(len(FEATURES))
         self._m2 = np.zeros(len(FEATURES))
+        self._var = np.zeros(len(FEATURES))
         self.model: SegmentModel | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -157,16 +166,20 @@ class Trainer:
         x = np.asarray(transform(raw), dtype=np.float64)
         self.n += 1
         delta = x - self._mean
-        self._mean += delta / self.n
-        self._m2 += delta * (x - self._mean)
+        if self._alpha * self.n <= 1.0:  # equal weights until the decay takes over
+            self._mean += delta / self.n
+            self._m2 += delta * (x - self._mean)
+            self._var = self._m2 / max(self.n - 1, 1)
+        else:
+            self._mean += self._alpha * delta
+            self._var = (1.0 - self._alpha) * (self._var + self._alpha * delta * delta)
         z = np.clip((x - self._mean) / self._std(), -Z_CLIP, Z_CLIP)
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         due = self.n >= self.warmup and (self.model is None or self.n % self.publish_every == 0)
         return self.publish(t) if due else None
 
     def _std(self) -> Array:
-        var = self._m2 / max(self.n - 1, 1)
-        return np.sqrt(np.maximum(var, 1e-12))
+        return np.sqrt(np.maximum(self._var, 1e-12))
 
     def _rescaled(self, z: Array, prev: SegmentModel) -> Array:
         """Points scaled by ``prev``'s statistics, in the current scaling."""
