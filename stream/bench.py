@@ -6,10 +6,13 @@ run, ``--repeat`` times each, and reports the medians of:
 
 1. reading and decoding only (gzip + ``json.loads`` per line), the floor any consumer pays;
 2. reading and validating every line with the core `Validator`;
-3. the full offline replay (`stream.replay.run_offline`: read, validate, sort, apply, write);
+3. the offline replay of features (`stream.replay.run_offline` without segmentation: read,
+   validate, sort, apply, write) — the features issue's target;
+4. the full offline replay with segmentation (trainer inline, scorer in ticks);
 
-and the ratio (3)/(1), plus the encoded state size per customer and the in-memory size per
-customer of the offline engine.
+and the ratio (3)/(1), the encoded state size per customer, the in-memory size per customer of
+the offline engine, and the segmentation figures (`segmentation_figures`): trainer cost per
+sample and per publish, scoring cost per customer update, model snapshot size.
 """
 
 from __future__ import annotations
@@ -243,9 +246,11 @@ def run_bench(events: int = 300_000, customers: int = 30_000, repeat: int = 3) -
         out = Path(tmp) / "out"
         t_read = _timed(lambda: _read_decode(data), repeat)
         t_valid = _timed(lambda: _read_validate(data, limits), repeat)
-        t_full = _timed(lambda: run_offline([data], out, settings), repeat)
+        t_full = _timed(lambda: run_offline([data], out, settings, segments=False), repeat)
         report = json.loads((out / "report.json").read_text())
+        t_seg = _timed(lambda: run_offline([data], out, settings), repeat)
         memory = _engine_bytes_per_customer(data, settings)
+    segmentation = segmentation_figures(repeat)
     read_rate = lines / statistics.median(t_read)
     valid_rate = lines / statistics.median(t_valid)
     full_rate = lines / statistics.median(t_full)
@@ -260,10 +265,13 @@ def run_bench(events: int = 300_000, customers: int = 30_000, repeat: int = 3) -
         "read_validate_events_per_s": round(valid_rate),
         "offline_replay_events_per_s": round(full_rate),
         "offline_over_read_decode": round(full_rate / read_rate, 3),
+        "offline_replay_with_segments_events_per_s": round(lines / statistics.median(t_seg)),
+        "segmentation": segmentation,
         "seconds": {
             "read_decode": [round(t, 4) for t in t_read],
             "read_validate": [round(t, 4) for t in t_valid],
             "offline_replay": [round(t, 4) for t in t_full],
+            "offline_replay_with_segments": [round(t, 4) for t in t_seg],
         },
         "counts": counts,
         "state_bytes_per_customer": state_bytes,
@@ -290,6 +298,61 @@ def run_bench(events: int = 300_000, customers: int = 30_000, repeat: int = 3) -
     }
 
 
+def segmentation_figures(repeat: int, customers: int = 2000, batch: int = 500) -> dict[str, Any]:
+    """Trainer cost per sample and per publish, scoring cost per customer update, snapshot size.
+
+    Customers come from the persona simulator (30 days), so vectors are realistic; the trainer
+    learns each customer's vector at the end, the scorer scores them in batches. Medians.
+    """
+    from stream.core.engine import Engine
+    from stream.core.features import vector
+    from stream.core.ingest import Ingest
+    from stream.core.segmentation import Segmenter
+    from stream.core.simulate import iter_lines, plan
+    from stream.core.trainer import Trainer
+
+    engine = Engine(Ingest(check_future=False))
+    engine.feed(
+        ("sim", i, line.encode()) for i, line in enumerate(iter_lines(plan(customers, 30, 5)))
+    )
+    result = engine.run()
+    at = result.watermark or 0
+    states = [(cid, engine.states[cid]) for cid in sorted(engine.states)]
+    vectors = [vector(s, at) for _, s in states]
+    learn, publish, score = [], [], []
+    trainer = Trainer()
+    for _ in range(repeat):
+        trainer = Trainer(publish_every=10**9, warmup=10**9)
+        started = time.perf_counter()
+        for x in vectors:
+            trainer.learn_one(x, at)
+        learn.append((time.perf_counter() - started) / len(vectors))
+        started = time.perf_counter()
+        trainer.publish(at)
+        publish.append(time.perf_counter() - started)
+    model = trainer.model
+    assert model is not None
+    for _ in range(repeat):
+        segmenter = Segmenter()
+        segmenter.set_model(model)
+        for _, s in states:
+            s.segment_id = 0
+        started = time.perf_counter()
+        for i in range(0, len(states), batch):
+            segmenter.score([(cid, s, at) for cid, s in states[i : i + batch]])
+        score.append((time.perf_counter() - started) / len(states))
+    return {
+        "customers": len(states),
+        "trainer_us_per_sample": round(statistics.median(learn) * 1e6, 1),
+        "publish_ms": round(statistics.median(publish) * 1e3, 2),
+        "scoring_us_per_update": round(statistics.median(score) * 1e6, 2),
+        "scoring_batch": batch,
+        "snapshot_bytes": len(model.encode()),
+        "segments": len(model.segments),
+        "micro_clusters": trainer.max_micro_clusters,
+    }
+
+
 def render(r: dict[str, Any]) -> str:
     """The human-readable table."""
     t = r["targets"]
@@ -307,6 +370,19 @@ def render(r: dict[str, Any]) -> str:
             + ("met" if t["offline_events_per_s"]["met"] else "NOT met"),
         ),
         ("offline / read+decode", f"{r['offline_over_read_decode']:>12.2f} ×", ""),
+        (
+            "offline replay with segmentation",
+            f"{r['offline_replay_with_segments_events_per_s']:>12,} events/s",
+            "",
+        ),
+        ("trainer cost per sample", f"{r['segmentation']['trainer_us_per_sample']:>12,.0f} µs", ""),
+        ("trainer publish (derive + name)", f"{r['segmentation']['publish_ms']:>12,.1f} ms", ""),
+        (
+            "scoring cost per customer update",
+            f"{r['segmentation']['scoring_us_per_update']:>12,.1f} µs",
+            f"batches of {r['segmentation']['scoring_batch']}",
+        ),
+        ("model snapshot size", f"{r['segmentation']['snapshot_bytes']:>12,} bytes", ""),
         (
             "state per customer (encoded)",
             f"{r['state_bytes_per_customer']:>12,} bytes",

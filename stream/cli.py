@@ -164,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="RFC 3339 'now' for the future-timestamp check offline (default: none)",
     )
+    r.add_argument(
+        "--no-segments",
+        action="store_true",
+        help="offline: features only (no trainer, no scorer, no segment outputs)",
+    )
     r.set_defaults(func=_replay)
 
     d = sub.add_parser(

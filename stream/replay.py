@@ -200,13 +200,18 @@ def _count(paths: list[Path]) -> int:
 
 
 def run_offline(
-    paths: list[Path], out: Path, settings: Settings, as_of: str | None = None
+    paths: list[Path],
+    out: Path,
+    settings: Settings,
+    as_of: str | None = None,
+    segments: bool = True,
 ) -> dict[str, Any]:
     """Replay files through the core in-process (no broker); write outputs to ``out``.
 
-    Returns the report. Same files and settings → byte-identical output files.
+    Returns the report. Same files and settings → byte-identical output files. With
+    ``segments=False`` only features are computed (no trainer, no scorer).
     """
-    from stream.core.engine import Engine, render_outputs
+    from stream.core.engine import Engine, Stage, render_outputs
     from stream.core.ingest import Ingest
     from stream.core.validation import Limits
 
@@ -217,9 +222,9 @@ def run_offline(
         except ValueError as exc:
             raise ReplayError(f"--as-of must be RFC 3339, got {as_of!r}") from exc
     limits = Limits(settings.max_message_bytes, int(settings.future_tolerance_s * 1000))
-    stage = make_segmentation_stage(settings)
+    stages: list[Stage] = [make_segmentation_stage(settings)] if segments else []
     engine = Engine(
-        Ingest(limits, lateness_days=settings.lateness_days), [stage], reference_ms=reference_ms
+        Ingest(limits, lateness_days=settings.lateness_days), stages, reference_ms=reference_ms
     )
     # The engine holds every event until the run; none of them forms a reference cycle, so the
     # cyclic collector would only re-scan an ever-growing heap (≈ 40 % of the time). Pause it.
@@ -238,7 +243,7 @@ def run_offline(
         "lateness_days": settings.lateness_days,
         "max_message_bytes": settings.max_message_bytes,
         "future_tolerance_s": settings.future_tolerance_s,
-        **segmentation_config(settings),
+        **(segmentation_config(settings) if segments else {"segments": None}),
     }
     files = render_outputs(result, config)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +267,7 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.out is None:
             raise ReplayError("--offline needs --out DIR")
         started = time.monotonic()
-        report = run_offline(paths, args.out, settings, args.as_of)
+        report = run_offline(paths, args.out, settings, args.as_of, not args.no_segments)
         c = report["counts"]
         print(f"offline replay of {c.get('lines', 0)} lines in {time.monotonic() - started:.1f} s: "
               f"{c.get('accepted', 0)} applied, {c.get('dead_lettered', 0)} dead-lettered, "
