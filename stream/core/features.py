@@ -6,7 +6,9 @@ grown against a reference time (see `stream.core.state`), a sum depends only on 
 applied and on T, never on arrival order. Derived rates are 0 when their denominator is 0.
 
 `FEATURES` lists every feature: name, meaning, unit and range. `vector` evaluates them at an event
-time; `apply` folds one event into a customer's sums.
+time; `apply` folds one event into a customer's sums, in two steps that the worker and the
+offline engine share: `fact_of` reduces the event to its fact (time, `Effect`, amount) and
+`apply_fact` folds that in.
 
 >>> from stream.core.events import parse_event
 >>> s = CustomerState()
@@ -22,9 +24,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from stream.core.events import ClickEvent, EmailEvent, PurchaseEvent
-from stream.core.state import N_SUMS, NO_TIME, CustomerState
+from stream.core.events import (
+    STREAM_OF_TYPE,
+    Channel,
+    ClickEvent,
+    EmailEvent,
+    PurchaseEvent,
+    event_time_ms,
+)
+from stream.core.state import N_SUMS, NO_TIME, STREAM_INDEX, CustomerState
 
 DAY_MS = 86_400_000
 TAU_MS = (7 * DAY_MS, 30 * DAY_MS)
@@ -89,12 +99,14 @@ FEATURES: tuple[Feature, ...] = (
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
 
-def _grow(state: CustomerState, t: int) -> tuple[float, float]:
-    """Growth factors of an event at ``t`` for both horizons, rebasing ``t0`` when needed."""
+def _rebase(state: CustomerState, t: int) -> None:
+    """Make ``t`` the reference time ``t0`` of the sums, rescaling them.
+
+    `apply_fact` calls this for a state's first event and when an event's growth factor
+    ``exp((t − t0) / τ)`` would exceed e^`_REBASE`.
+    """
     t0 = state.t0
-    if t0 == NO_TIME:
-        state.t0 = t0 = t
-    elif (t - t0) / _TAU7 > _REBASE:
+    if t0 != NO_TIME:
         sums = state.sums
         for h, tau in ((H7, _TAU7), (H30, _TAU30)):
             f = math.exp(-(t - t0) / tau)
@@ -103,133 +115,257 @@ def _grow(state: CustomerState, t: int) -> tuple[float, float]:
         f30 = math.exp(-(t - t0) / _TAU30)
         for i in range(CH_WEB, N_SUMS):
             sums[i] *= f30
-        state.t0 = t0 = t
+    state.t0 = t
+
+
+# --- Facts: what one event does to a customer's sums ------------------------------------------
+#
+# `fact_of` reduces a validated event to its *fact* ``(t, effect, amount)``: its time in ms, its
+# `Effect` (which sums it adds to: decided by its type, channel, weekend, late night, discount)
+# and its amount (0.0 when it has none). `apply_fact` folds a fact into a state. The worker
+# (`Ingest.admit`) and the offline engine (which keeps facts, not events, until it has sorted
+# them) both go through these two functions; `apply` is the two in one.
+
+
+class Effect(NamedTuple):
+    """What an event adds to a customer's sums; one shared instance per kind (see `EFFECTS`).
+
+    No sum appears twice, so the order of the additions within one event does not matter.
+    """
+
+    plus7: tuple[int, ...]
+    """The sums that grow by the event's 7-day growth factor."""
+    plus30: tuple[int, ...]
+    """The sums that grow by its 30-day growth factor."""
+    money: int
+    """The 7-day sum that grows by amount × factor (its 30-day twin is ``H30`` further); -1: none."""
+    purchase: bool
+    """Whether it is a purchase (its time is the last purchase time if latest)."""
+    stream: int
+    """Its stream's index (`stream.core.state.STREAM_INDEX`)."""
+    type: str
+    """The event type."""
+    code: int
+    """Its position in `EFFECTS`."""
+
+
+# code = kind · 64 + channel · 8 + weekend · 4 + late night · 2 + discounted, where kind is the
+# position of the event's type in `KINDS` and channel 0 means none, 1.. a `Channel` in order.
+KINDS: tuple[str, ...] = tuple(STREAM_OF_TYPE)
+"""Every event type, in the order of their `Effect` codes."""
+_CHANNELS: tuple[Channel, ...] = tuple(Channel)
+_KIND_CODE = {kind: k * 64 for k, kind in enumerate(KINDS)}
+# By identity: hashing an Enum member runs Python code (`Enum.__hash__`).
+_CHANNEL_CODE = {id(None): 0, **{id(c): (j + 1) * 8 for j, c in enumerate(_CHANNELS)}}
+_WEEKEND_CODE, _LATE_CODE, _DISCOUNTED_CODE = 4, 2, 1
+# By local day (proleptic ordinal % 7: `date.weekday()` is (ordinal + 6) % 7) and hour: weekend
+# (Saturday, Sunday) and late night (22:00–06:00).
+_WHEN_CODE = tuple(
+    (_WEEKEND_CODE if (day + 6) % 7 >= 5 else 0) + (_LATE_CODE if hour >= 22 or hour < 6 else 0)
+    for day in range(7)
+    for hour in range(24)
+)
+_EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
+_EMAIL_SUM = {"email_sent": SENT, "email_open": OPENS, "email_click": CLICKS}
+_CLICK_SUM = {"session_start": SESSIONS, "page_view": VIEWS, "product_view": VIEWS,
+              "add_to_cart": CARTS, "checkout_start": CHECKOUTS, "search": SEARCHES}  # fmt: skip
+_EMAIL_30D_ONLY = {"email_bounce": BOUNCES, "email_unsubscribe": UNSUBSCRIBES,
+                   "email_complaint": UNSUBSCRIBES}  # fmt: skip
+
+
+def _effect(code: int) -> Effect:
+    kind = KINDS[code >> 6]
+    channel = (code >> 3) & 7
+    plus7, plus30 = [EVENTS], [H30 + EVENTS]
+    money = -1
+    if kind in _CLICK_SUM:
+        plus7.append(_CLICK_SUM[kind])
+        plus30.append(H30 + _CLICK_SUM[kind])
+    elif kind in _EMAIL_SUM:
+        plus7.append(_EMAIL_SUM[kind])
+        plus30.append(H30 + _EMAIL_SUM[kind])
+    elif kind in _EMAIL_30D_ONLY:
+        plus30.append(_EMAIL_30D_ONLY[kind])
+    elif kind == "purchase":
+        plus7.append(PURCHASES)
+        plus30.append(H30 + PURCHASES)
+        money = SPEND
+        if code & _DISCOUNTED_CODE:
+            plus7.append(DISCOUNTED)
+            plus30.append(H30 + DISCOUNTED)
+    elif kind == "refund":
+        plus7.append(REFUNDS)
+        plus30.append(H30 + REFUNDS)
+        money = REFUND_AMOUNT
+    if 0 < channel <= len(_CHANNELS):  # (channel 7 is never produced)
+        plus30.append(_CHANNEL[_CHANNELS[channel - 1].value])
+    if code & _WEEKEND_CODE:
+        plus30.append(WEEKEND)
+    if code & _LATE_CODE:
+        plus30.append(LATE_NIGHT)
+    stream = STREAM_INDEX[STREAM_OF_TYPE[kind]]
+    return Effect(tuple(plus7), tuple(plus30), money, kind == "purchase", stream, kind, code)
+
+
+EFFECTS: tuple[Effect, ...] = tuple(_effect(code) for code in range(len(KINDS) * 64))
+"""Every `Effect`, by code."""
+
+
+def fact_of(
+    event: ClickEvent | EmailEvent | PurchaseEvent, t: int | None = None
+) -> tuple[int, Effect, float]:
+    """The fact ``(t, effect, amount)`` of a validated event (``t``: its time in ms, if known).
+
+    >>> from stream.core.events import parse_event
+    >>> t, effect, amount = fact_of(parse_event(
+    ...     b'{"event_id":"e","customer_id":"c","type":"purchase","order_id":"o","amount":5,'
+    ...     b'"ts":"2024-03-23T23:30:00+01:00","channel":"app","coupon_code":"X"}'))
+    >>> t, effect.type, amount  # Saturday, late night, discounted, in the app
+    (1711233000000, 'purchase', 5.0)
+    >>> effect.plus30 == (H30 + EVENTS, H30 + PURCHASES, H30 + DISCOUNTED, CH_APP, WEEKEND,
+    ...                   LATE_NIGHT)
+    True
+    """
+    ts = event.ts
+    hour = ts.hour
+    ordinal = ts.toordinal()
+    if t is None:
+        # `event_time_ms` exactly, without `datetime.__sub__` (which calls the offset twice,
+        # the slow way): local seconds since the epoch minus the offset, then the milliseconds.
+        off = ts.tzinfo.utcoffset(ts)  # type: ignore[union-attr]  # aware by contract
+        if off is None or off.microseconds:
+            t = event_time_ms(ts)
+        else:
+            t = (
+                (ordinal - _EPOCH_ORDINAL - off.days) * DAY_MS
+                + ((hour * 60 + ts.minute) * 60 + ts.second - off.seconds) * 1000
+                + ts.microsecond // 1000
+            )
+    # Weekend and late night in the event's own offset.
+    code = _KIND_CODE[event.type] + _WHEN_CODE[ordinal % 7 * 24 + hour]
+    cls = type(event)
+    if cls is ClickEvent:
+        return t, EFFECTS[code + _CHANNEL_CODE[id(event.channel)]], 0.0  # type: ignore[union-attr]
+    if cls is PurchaseEvent:
+        code += _CHANNEL_CODE[id(event.channel)]  # type: ignore[union-attr]
+        if (event.discount or 0) > 0 or event.coupon_code:  # type: ignore[union-attr]
+            code += _DISCOUNTED_CODE
+        return t, EFFECTS[code], event.amount  # type: ignore[union-attr]
+    return t, EFFECTS[code], 0.0
+
+
+def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> None:
+    """Fold one fact (see `fact_of`) into the customer's state."""
+    # The hot path of every replay: each sum is updated in place, both horizons side by side.
+    t0 = state.t0
     d = t - t0
-    return math.exp(d / _TAU7), math.exp(d / _TAU30)
+    x7 = d / _TAU7
+    if t0 == NO_TIME or x7 > _REBASE:
+        _rebase(state, t)
+        g7 = g30 = 1.0  # exp(0 / τ): t is the new t0
+    else:
+        g7, g30 = math.exp(x7), math.exp(d / _TAU30)
+    s = state.sums
+    plus7, plus30, money, purchase, _, _, _ = effect
+    for i in plus7:
+        s[i] += g7
+    for i in plus30:
+        s[i] += g30
+    if money >= 0:
+        s[money] += amount * g7
+        s[H30 + money] += amount * g30
+        if purchase and t > state.last_purchase_ts:
+            state.last_purchase_ts = t
+    if t > state.last_ts:
+        state.last_ts = t
+    first = state.first_ts
+    if first == NO_TIME or t < first:
+        state.first_ts = t
 
 
 def apply(
     state: CustomerState, event: ClickEvent | EmailEvent | PurchaseEvent, t: int | None = None
 ) -> None:
     """Fold one validated event (at ``t`` ms, default its ``ts``) into the customer's state."""
-    # The hot path of every replay: each sum is updated in place, both horizons side by side.
-    if t is None:
-        from stream.core.events import event_time_ms
-
-        t = event_time_ms(event.ts)
-    g7, g30 = _grow(state, t)
-    s = state.sums
-    s[EVENTS] += g7
-    s[H30 + EVENTS] += g30
-    kind = event.type
-    # Clicks first: `isinstance` on the exact class is immediate, a miss on a pydantic model
-    # class goes through ABCMeta, and clicks are the most frequent events.
-    if isinstance(event, ClickEvent):
-        idx = _CLICK_SUM.get(kind)
-        if idx is not None:
-            s[idx] += g7
-            s[H30 + idx] += g30
-        channel = event.channel
-    elif isinstance(event, PurchaseEvent):
-        if kind == "purchase":
-            s[PURCHASES] += g7
-            s[H30 + PURCHASES] += g30
-            amount = event.amount
-            s[SPEND] += amount * g7
-            s[H30 + SPEND] += amount * g30
-            if (event.discount or 0) > 0 or event.coupon_code:
-                s[DISCOUNTED] += g7
-                s[H30 + DISCOUNTED] += g30
-            if t > state.last_purchase_ts:
-                state.last_purchase_ts = t
-        else:
-            s[REFUNDS] += g7
-            s[H30 + REFUNDS] += g30
-            amount = event.amount
-            s[REFUND_AMOUNT] += amount * g7
-            s[H30 + REFUND_AMOUNT] += amount * g30
-        channel = event.channel
-    else:
-        idx = _EMAIL_SUM.get(kind)
-        if idx is not None:
-            s[idx] += g7
-            s[H30 + idx] += g30
-        elif kind == "email_bounce":
-            s[BOUNCES] += g30
-        elif kind in ("email_unsubscribe", "email_complaint"):
-            s[UNSUBSCRIBES] += g30
-        channel = None
-    if channel is not None:
-        s[_CHANNEL[channel.value]] += g30
-    local = event.ts
-    if local.weekday() >= 5:
-        s[WEEKEND] += g30
-    hour = local.hour
-    if hour >= 22 or hour < 6:
-        s[LATE_NIGHT] += g30
-    if t > state.last_ts:
-        state.last_ts = t
-    if state.first_ts == NO_TIME or t < state.first_ts:
-        state.first_ts = t
-
-
-_EMAIL_SUM = {"email_sent": SENT, "email_open": OPENS, "email_click": CLICKS}
-_CLICK_SUM = {"session_start": SESSIONS, "page_view": VIEWS, "product_view": VIEWS,
-              "add_to_cart": CARTS, "checkout_start": CHECKOUTS, "search": SEARCHES}  # fmt: skip
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 1e-12 else 0.0
+    t, effect, amount = fact_of(event, t)
+    apply_fact(state, t, effect, amount)
 
 
 def vector(state: CustomerState, at: int) -> list[float]:
     """The feature values (in `FEATURES` order) of ``state`` evaluated at event time ``at`` ms."""
-    if state.t0 == NO_TIME:
+    # Written out (it runs once per customer per evaluation): a ratio a / b is 0 when b ≤ 1e-12;
+    # ``c if x > c else x`` is ``min(x, c)`` and ``x if x > 0.0 else 0.0`` is ``max(0.0, x)``.
+    t0 = state.t0
+    if t0 == NO_TIME:
         return [0.0] * len(FEATURES)
-    d7 = math.exp(-(at - state.t0) / TAU_MS[0])
-    d30 = math.exp(-(at - state.t0) / TAU_MS[1])
+    d7 = math.exp(-(at - t0) / _TAU7)
+    d30 = math.exp(-(at - t0) / _TAU30)
     s = state.sums
-    a7 = [x * d7 for x in s[H7 : H7 + PER_HORIZON]]
-    a30 = [x * d30 for x in s[H30 : H30 + PER_HORIZON]]
-    rest = [x * d30 for x in s[CH_WEB:]]
-    web, mobile, app, store, other, weekend, late, unsub, bounces = rest
+    events7, purchases7, spend7 = s[EVENTS] * d7, s[PURCHASES] * d7, s[SPEND] * d7
+    sessions7 = s[SESSIONS] * d7
+    events, purchases, spend = s[H30 + EVENTS] * d30, s[H30 + PURCHASES] * d30, s[H30 + SPEND] * d30
+    discounted, refunds = s[H30 + DISCOUNTED] * d30, s[H30 + REFUNDS] * d30
+    sent, opens, clicks = s[H30 + SENT] * d30, s[H30 + OPENS] * d30, s[H30 + CLICKS] * d30
+    sessions, views, carts = s[H30 + SESSIONS] * d30, s[H30 + VIEWS] * d30, s[H30 + CARTS] * d30
+    searches = s[H30 + SEARCHES] * d30
+    web, mobile, app, store, other, weekend, late, unsub, bounces = [x * d30 for x in s[CH_WEB:]]
     channels = web + mobile + app + store + other
-    tenure = max(0.0, (at - state.first_ts) / DAY_MS)
+    tenure = (at - state.first_ts) / DAY_MS
+    tenure = tenure if tenure > 0.0 else 0.0
     if state.last_purchase_ts == NO_TIME:
-        recency_purchase = min(tenure, 365.0)
+        recency_purchase = 365.0 if tenure > 365.0 else tenure
     else:
-        recency_purchase = min(max(0.0, (at - state.last_purchase_ts) / DAY_MS), 365.0)
-    carts, purchases30 = a30[CARTS], a30[PURCHASES]
+        recency_purchase = (at - state.last_purchase_ts) / DAY_MS
+        recency_purchase = recency_purchase if recency_purchase > 0.0 else 0.0
+        recency_purchase = 365.0 if recency_purchase > 365.0 else recency_purchase
+    recency = (at - state.last_ts) / DAY_MS
+    recency = recency if recency > 0.0 else 0.0
+    has_purchases, has_sent, has_events = purchases > 1e-12, sent > 1e-12, events > 1e-12
+    discount_share = discounted / purchases if has_purchases else 0.0
+    open_rate = opens / sent if has_sent else 0.0
+    click_rate = clicks / sent if has_sent else 0.0
+    abandonment = (carts - purchases) / carts if carts > 1e-12 else 0.0
+    abandonment = abandonment if abandonment > 0.0 else 0.0
+    has_channels = channels > 1e-12
+    weekend_share = weekend / events if has_events else 0.0
+    late_share = late / events if has_events else 0.0
+    events30_per_day, spend30_per_day = events / 30.0, spend / 30.0
+    activity_trend = events7 / 7.0 / events30_per_day if events30_per_day > 1e-12 else 0.0
+    spend_trend = spend7 / 7.0 / spend30_per_day if spend30_per_day > 1e-12 else 0.0
     return [
         recency_purchase,
-        min(max(0.0, (at - state.last_ts) / DAY_MS), 365.0),
-        min(tenure, 3650.0),
-        a7[PURCHASES],
-        purchases30,
-        a7[SPEND],
-        a30[SPEND],
-        _ratio(a30[SPEND], purchases30),
-        min(_ratio(a30[DISCOUNTED], purchases30), 1.0),
-        _ratio(a30[REFUNDS], purchases30),
-        min(_ratio(a30[OPENS], a30[SENT]), 1.0),
-        min(_ratio(a30[CLICKS], a30[SENT]), 1.0),
+        365.0 if recency > 365.0 else recency,
+        3650.0 if tenure > 3650.0 else tenure,
+        purchases7,
+        purchases,
+        spend7,
+        spend,
+        spend / purchases if has_purchases else 0.0,
+        1.0 if discount_share > 1.0 else discount_share,
+        refunds / purchases if has_purchases else 0.0,
+        1.0 if open_rate > 1.0 else open_rate,
+        1.0 if click_rate > 1.0 else click_rate,
         unsub,
         bounces,
-        a7[SESSIONS],
-        a30[SESSIONS],
-        _ratio(a30[VIEWS], a30[SESSIONS]) if a30[SESSIONS] > 1e-12 else a30[VIEWS],
+        sessions7,
+        sessions,
+        views / sessions if sessions > 1e-12 else views,
         carts,
-        min(max(0.0, _ratio(carts - purchases30, carts)), 1.0),
-        a30[SEARCHES],
-        _ratio(web, channels),
-        _ratio(mobile, channels),
-        _ratio(app, channels),
-        _ratio(store, channels),
-        min(_ratio(weekend, a30[EVENTS]), 1.0),
-        min(_ratio(late, a30[EVENTS]), 1.0),
-        min(_ratio(a7[EVENTS] / 7.0, a30[EVENTS] / 30.0), 30 / 7),
-        min(_ratio(a7[SPEND] / 7.0, a30[SPEND] / 30.0), 30 / 7),
+        1.0 if abandonment > 1.0 else abandonment,
+        searches,
+        web / channels if has_channels else 0.0,
+        mobile / channels if has_channels else 0.0,
+        app / channels if has_channels else 0.0,
+        store / channels if has_channels else 0.0,
+        1.0 if weekend_share > 1.0 else weekend_share,
+        1.0 if late_share > 1.0 else late_share,
+        _MAX_TREND if activity_trend > _MAX_TREND else activity_trend,
+        _MAX_TREND if spend_trend > _MAX_TREND else spend_trend,
     ]
+
+
+_MAX_TREND = 30 / 7
 
 
 def as_dict(values: list[float]) -> dict[str, float]:

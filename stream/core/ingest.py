@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from stream.core.deadletter import DeadLetter, Origin
-from stream.core.events import EVENT_MODELS, Stream, event_time_ms
-from stream.core.features import DAY_MS, apply
-from stream.core.state import NO_TIME, STREAM_INDEX, CustomerState
+from stream.core.events import Stream
+from stream.core.features import DAY_MS, Effect, apply_fact, fact_of
+from stream.core.state import NO_TIME, CustomerState, id_hash
 from stream.core.validation import AnyEvent, Limits, Rejection, Validator
 
 ACCEPTED = "accepted"
@@ -37,8 +37,6 @@ DEAD_LETTERED = "dead_lettered"
 TOO_OLD = "too_old"
 INVALID_TYPE = "invalid"
 """The ``type`` label of a rejected event (its own ``type`` may be anything)."""
-
-_STREAM_INDEX_OF_MODEL = {EVENT_MODELS[s]: i for s, i in STREAM_INDEX.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +99,31 @@ class Ingest:
         ``t`` is the event time in ms when the caller already has it (default: from ``ts``).
         Returns the outcome: ``accepted``, ``duplicate`` or ``too_old``.
         """
-        # The stream index by model class: hashing a `Stream` (an Enum) runs Python code.
-        i = _STREAM_INDEX_OF_MODEL[type(event)]
+        t, effect, amount = fact_of(event, t)
+        return self.admit_fact(state, id_hash(event.event_id), t, effect, amount, partition, offset)
+
+    def admit_fact(
+        self,
+        state: CustomerState,
+        hashed_id: int,
+        t: int,
+        effect: Effect,
+        amount: float,
+        partition: int,
+        offset: int,
+    ) -> str:
+        """`admit` of an event already reduced to its id's `stream.core.state.id_hash` and its
+        fact (``t, effect, amount``: `stream.core.features.fact_of`)."""
+        i = effect.stream
         if not state.admit_offset(i, partition, offset):
             return DUPLICATE
-        if t is None:
-            t = event_time_ms(event.ts)
         last_ts = state.last_ts
         if last_ts != NO_TIME and last_ts - t > self._lateness_ms:
             state.too_old += 1
             return TOO_OLD
-        if not state.admit_event_id(event.event_id):
+        if not state.admit_id_hash(hashed_id):
             return DUPLICATE
-        apply(state, event, t)
+        apply_fact(state, t, effect, amount)
         state.events[i] += 1
         return ACCEPTED
 

@@ -100,7 +100,10 @@ class CustomerState:
 
     def admit_event_id(self, event_id: str) -> bool:
         """Remember ``event_id``; False (counted) if it is among the recent ones."""
-        h = id_hash(event_id)
+        return self.admit_id_hash(id_hash(event_id))
+
+    def admit_id_hash(self, h: int) -> bool:
+        """`admit_event_id` of an event id already hashed with `id_hash`."""
         if h in self.recent_ids:
             self.duplicates += 1
             return False

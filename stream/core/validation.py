@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from stream.core.events import (
-    EVENT_ADAPTER,
     STREAM_OF_TYPE,
     ClickEvent,
     EmailEvent,
+    Event,
     PurchaseEvent,
     Stream,
     event_time_ms,
@@ -29,6 +29,12 @@ from stream.core.events import (
 from stream.core.reasons import Reason
 
 AnyEvent = ClickEvent | EmailEvent | PurchaseEvent
+
+# The contract's validator (`EVENT_ADAPTER`'s, the same models), caching only the JSON keys: most
+# string values (ids, timestamps) are unique, so looking each up in pydantic's string cache first
+# only costs time (≈ 10 % of validating a line). It changes which str objects come back, not
+# their values.
+_EVENT_VALIDATOR = TypeAdapter(Event, config=ConfigDict(cache_strings="keys")).validator
 
 _MONEY_FIELDS = frozenset({"amount", "price", "discount", "unit_price"})
 # When pydantic reports several problems, the most fundamental one names the event's fault.
@@ -81,7 +87,7 @@ class Validator:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         # The core validator itself: `TypeAdapter.validate_json` only forwards its defaults.
-        self._validate_json = EVENT_ADAPTER.validator.validate_json
+        self._validate_json = _EVENT_VALIDATOR.validate_json
 
     def validate(
         self,
@@ -110,12 +116,8 @@ class Validator:
         """
         if value is None:
             return Rejection(Reason.NOT_JSON, "message has no value (null)")
-        size = len(value)
-        if size > self.limits.max_message_bytes:
-            return Rejection(
-                Reason.OVERSIZED,
-                f"message is {size} bytes, limit {self.limits.max_message_bytes}",
-            )
+        if len(value) > self.limits.max_message_bytes:
+            return self._oversized(value)
         try:
             event: AnyEvent = self._validate_json(value)
         except ValidationError as exc:
@@ -132,13 +134,38 @@ class Validator:
             if key != event.customer_id.encode():
                 return Rejection(Reason.KEY_MISMATCH, "message key differs from customer_id")
         if reference_ms is not None:
-            ahead = event_time_ms(event.ts) - reference_ms
-            if ahead > self.limits.future_tolerance_ms:
-                return Rejection(
-                    Reason.FUTURE_TIMESTAMP,
-                    f"ts is {ahead} ms after the record time, "
-                    f"tolerance {self.limits.future_tolerance_ms} ms",
-                )
+            return self._not_in_future(event, reference_ms)
+        return event
+
+    def validate_line(self, value: bytes, reference_ms: int | None) -> AnyEvent | Rejection:
+        """`validate` of a line of a file: no key, no stream (the offline engine's hot loop).
+
+        The same as ``validate(value, None, reference_ms=reference_ms, keyed=False)``.
+        """
+        if len(value) > self.limits.max_message_bytes:
+            return self._oversized(value)
+        try:
+            event: AnyEvent = self._validate_json(value)
+        except ValidationError as exc:
+            return _rejection_from(exc)
+        if reference_ms is not None:
+            return self._not_in_future(event, reference_ms)
+        return event
+
+    def _oversized(self, value: bytes) -> Rejection:
+        return Rejection(
+            Reason.OVERSIZED,
+            f"message is {len(value)} bytes, limit {self.limits.max_message_bytes}",
+        )
+
+    def _not_in_future(self, event: AnyEvent, reference_ms: int) -> AnyEvent | Rejection:
+        ahead = event_time_ms(event.ts) - reference_ms
+        if ahead > self.limits.future_tolerance_ms:
+            return Rejection(
+                Reason.FUTURE_TIMESTAMP,
+                f"ts is {ahead} ms after the record time, "
+                f"tolerance {self.limits.future_tolerance_ms} ms",
+            )
         return event
 
 
