@@ -152,12 +152,9 @@ class SegmentationStage:
         self.models.append(json.loads(model.encode()))
         # Members of segments that no longer exist move now; the first model assigns everyone.
         live = {s.id for s in model.segments}
-        moved = [(c, s, s.last_ts) for c, s in self.customers.items()
-                 if first or (s.segment_id and s.segment_id not in live)]  # fmt: skip
-        if first:
-            self._score(moved)
-        else:
-            self._score([(c, s, max(s.last_ts, t)) for c, s, _ in moved])
+        self._score([(c, s, s.last_ts if first else max(s.last_ts, t))
+                     for c, s in self.customers.items()
+                     if first or (s.segment_id and s.segment_id not in live)])  # fmt: skip
 
     def forget(self, customer_id: str) -> None:
         """Drop an erased customer."""

@@ -116,12 +116,9 @@ class Validator:
         """
         if value is None:
             return Rejection(Reason.NOT_JSON, "message has no value (null)")
-        if len(value) > self.limits.max_message_bytes:
-            return self._oversized(value)
-        try:
-            event: AnyEvent = self._validate_json(value)
-        except ValidationError as exc:
-            return _rejection_from(exc)
+        event = self.validate_line(value, None)  # size and contract; the checks below add to it
+        if isinstance(event, Rejection):
+            return event
         if stream is not None and STREAM_OF_TYPE[event.type] is not stream:
             return Rejection(
                 Reason.WRONG_STREAM,
