@@ -89,6 +89,8 @@ class SegmentModel:
     next_segment_id: int
     next_micro_id: int
     features: list[str] = field(default_factory=lambda: list(_NAMES))
+    reshuffled: list[int] = field(default_factory=list)
+    """Previous-version segments merged or split away: their members move for ``model_update``."""
 
     def encode(self) -> bytes:
         """Canonical JSON bytes (the value of a ``segment-model`` record)."""

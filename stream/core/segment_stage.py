@@ -18,12 +18,12 @@ Everything depends only on the applied events in order: same input → same outp
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from typing import Any
 
 from stream.core.features import DAY_MS, vector
 from stream.core.outputs import SegmentChange
+from stream.core.schedule import Schedule
 from stream.core.segmentation import Segmenter, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
 from stream.core.trainer import Trainer
@@ -69,15 +69,14 @@ class SegmentationStage:
         self.idle_days = idle_days
         self.max_daily_samples = max_daily_samples
         self.sample_horizon_days = sample_horizon_days
-        self._horizon_ms = int(sample_horizon_days * DAY_MS)
-        self._due: dict[int, dict[str, None]] = {}  # day boundary → customers to re-evaluate
+        self.schedule = Schedule(
+            trainer.seed, sample_rate, max_daily_samples, sample_horizon_days, idle_days
+        )
         self._tick_ms = max(1, int(tick_minutes * MINUTE_MS))
         self._idle_ms = int(idle_days * DAY_MS)
         self.customers: dict[str, CustomerState] = {}
-        self._order: list[str] = []  # customers in order of first appearance
         self._dirty: dict[str, CustomerState] = {}
         self._tick_end: int | None = None
-        self._next_day: int | None = None
         self.changes: list[SegmentChange] = []
         self.events: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
@@ -86,34 +85,27 @@ class SegmentationStage:
         """Note the update; close the ticks and days that ``t`` has passed."""
         if self._tick_end is None:
             self._tick_end = t - t % self._tick_ms + self._tick_ms
-            self._next_day = t - t % DAY_MS + DAY_MS
+            self.schedule.advance(t)
         if t >= self._tick_end:
             self._close_tick(t)
-        if customer_id not in self.customers:
-            self._order.append(customer_id)
         self.customers[customer_id] = state
+        self.schedule.seen(customer_id, state.last_ts)
         self._dirty[customer_id] = state
 
     def _close_tick(self, t: int) -> None:
-        assert self._next_day is not None  # set by the first event
         self._score_dirty()
-        day = None
-        while self._next_day <= t:
-            self._rescore_idle(self._next_day)
-            day = self._next_day
-            self._next_day += DAY_MS
-        if day is not None:  # one day's sample, also after a gap without events
-            self._learn(day)
+        days = self.schedule.advance(t)
+        for day in days:
+            self._rescore_idle(day)
+        if days:  # one day's sample, also after a gap without events
+            self._learn(days[-1])
         self._tick_end = t - t % self._tick_ms + self._tick_ms
 
     def _score(self, batch: list[tuple[str, CustomerState, int]]) -> None:
         """Score a batch and schedule each customer's next quiet-time re-evaluation."""
         self.changes += self.segmenter.score(batch)
         for cid, state, _ in batch:
-            due = rescore_due(state, self._idle_ms)
-            if due is not None:
-                day = -(-due // DAY_MS) * DAY_MS  # the first day boundary at or after it
-                self._due.setdefault(day, {})[cid] = None
+            self.schedule.scored(cid, state)
 
     def _score_dirty(self) -> None:
         if self._dirty:
@@ -121,23 +113,18 @@ class SegmentationStage:
             self._dirty = {}
 
     def _rescore_idle(self, watermark: int) -> None:
-        due = self._due.pop(watermark, {})
         idle = []
-        for cid in due:
-            s = self.customers.get(cid)
-            when = rescore_due(s, self._idle_ms) if s is not None else None
-            if s is not None and when is not None and when <= watermark:
+        for cid in self.schedule.due(watermark):
+            s = self.customers[cid]
+            when = rescore_due(s, self._idle_ms)
+            if when is not None and when <= watermark:
                 idle.append((cid, s, watermark))
         self._score(idle)
 
     def _learn(self, watermark: int) -> None:
-        """Feed the day's sample (seeded by the trainer's seed and the day) to the trainer."""
-        since = watermark - self._horizon_ms
-        recent = [cid for cid in self._order if self.customers[cid].last_ts >= since]
-        n = min(self.max_daily_samples, round(self.sample_rate * len(recent)))
-        rng = random.Random(f"{self.trainer.seed}:{watermark // DAY_MS}")
-        for i in sorted(rng.sample(range(len(recent)), n)):
-            s = self.customers[recent[i]]
+        """Feed the day's sample (`Schedule.sample`) to the trainer."""
+        for cid in self.schedule.sample(watermark):
+            s = self.customers[cid]
             if self.trainer.learn_one(vector(s, watermark), watermark) is not None:
                 self._publish(watermark)
 
@@ -158,8 +145,8 @@ class SegmentationStage:
 
     def forget(self, customer_id: str) -> None:
         """Drop an erased customer."""
-        if self.customers.pop(customer_id, None) is not None:
-            self._order.remove(customer_id)
+        self.customers.pop(customer_id, None)
+        self.schedule.forget(customer_id)
         self._dirty.pop(customer_id, None)
 
     def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:

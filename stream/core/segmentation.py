@@ -81,6 +81,7 @@ class Segmenter:
         self.model = model
         for s in model.segments:
             self.names[s.id] = s.name
+        self._reshuffled |= set(model.reshuffled)
         if matching is not None:
             self._reshuffled |= set(matching.merges) | set(matching.splits)
 

@@ -272,6 +272,7 @@ class Trainer:
             segments=segments,
             next_segment_id=next_id,
             next_micro_id=next_micro,
+            reshuffled=sorted(set(matching.merges) | set(matching.splits)) if matching else [],
         )
         self.model = model
         self.history.append({"version": model.version, "matching": matching})
