@@ -18,12 +18,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stream.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stream.core.assigner import Assigner
     from stream.core.segment_stage import SegmentationStage
     from stream.core.segmentation import Segmenter
     from stream.core.trainer import Trainer
 
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
+
+MAX_DAILY_SAMPLES = 100
+"""Training samples a day at most (over all partitions): the trainer's cost grows with them."""
 
 TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -189,6 +193,22 @@ def make_segmenter(settings: Settings) -> Segmenter:
     return Segmenter(Scorer(settings.margin, settings.min_dwell_days), settings.holdout_share)
 
 
+def make_assigner(settings: Settings) -> Assigner:
+    """The worker's per-partition scoring, re-evaluation and sampling (`stream.core.assigner`).
+
+    The daily sample cap is shared out over the input partitions.
+    """
+    from stream.core.assigner import Assigner
+
+    return Assigner(
+        make_segmenter(settings),
+        seed=settings.seed,
+        sample_rate=settings.sample_rate,
+        max_daily_samples=-(-MAX_DAILY_SAMPLES // settings.partitions),
+        idle_days=settings.idle_days,
+    )
+
+
 def make_segmentation_stage(settings: Settings) -> SegmentationStage:
     """The offline engine's segmentation stage configured by ``settings``."""
     from stream.core.segment_stage import SegmentationStage
@@ -199,6 +219,7 @@ def make_segmentation_stage(settings: Settings) -> SegmentationStage:
         sample_rate=settings.sample_rate,
         tick_minutes=settings.tick_minutes,
         idle_days=settings.idle_days,
+        max_daily_samples=MAX_DAILY_SAMPLES,
     )
 
 

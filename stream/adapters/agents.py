@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.streams import _current_event
 
+from stream.adapters import segments
 from stream.core.deadletter import DeadLetter, Origin
 from stream.core.ingest import BatchResult, RawRecord
 from stream.core.reasons import Reason
@@ -94,10 +95,10 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     table = svc.customers
     by_key = {e.message.key: e for e in events}
 
-    def load(customer_id: str) -> CustomerState | None:
-        key = customer_id.encode()
-        with as_current(by_key[key]):
-            raw = table.get(key)
+    def load_under(customer_id: str, event: Any) -> CustomerState | None:
+        """A stored state, read with ``event`` (of the customer's partition) current."""
+        with as_current(event):
+            raw = table.get(customer_id.encode())
         if raw is None:
             return None
         try:
@@ -106,17 +107,21 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
             svc.metrics.agent_errors.labels("state_decode").inc()
             log.error(
                 "unreadable customer state in partition %d; starting it afresh",
-                by_key[key].message.partition,
+                event.message.partition,
             )
             return None
+
+    def load(customer_id: str) -> CustomerState | None:
+        return load_under(customer_id, by_key[customer_id.encode()])
 
     result: BatchResult = svc.ingest.process(records, load)
     for dl in result.dead_letters:
         await _send_dead_letter(svc, dl)
-    for customer_id, state in result.changed.items():
-        key = customer_id.encode()
-        with as_current(by_key[key]):
-            table[key] = state.encode()
+    writes = {cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()}
+    writes.update(await segments.score_batch(svc, events, result.changed, load_under))
+    for customer_id, (event, state) in writes.items():  # one table write per customer per batch
+        with as_current(event):
+            table[customer_id.encode()] = state.encode()
     svc.metrics.observe(result)
 
 

@@ -6,16 +6,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
 from stream.adapters import commit
 from stream.adapters.metrics import Metrics
-from stream.config import Settings
+from stream.config import Settings, make_assigner, make_trainer
+from stream.core.assigner import Assigner
+from stream.core.collate import Collator
 from stream.core.events import Stream
 from stream.core.ingest import Ingest
+from stream.core.trainer import Trainer
 from stream.core.validation import Limits
+
+if TYPE_CHECKING:
+    from stream.adapters.segments import ModelFeed
 
 
 @dataclass
@@ -30,6 +36,19 @@ class Service:
     input_topic: Any
     dead_letter_topic: Any
     customers: Any
+    assigner: Assigner
+    trainer: Trainer
+    collator: Collator
+    segment_changes_topic: Any
+    segment_events_topic: Any
+    segment_model_topic: Any
+    feature_samples_topic: Any
+    model_feed: ModelFeed
+
+    @property
+    def segmenter(self) -> Any:
+        """The scorer shared by the ingest agent, the trainer and the model feed."""
+        return self.assigner.segmenter
 
 
 def faust_settings(settings: Settings, bootstrap: list[str], tansu: bool) -> dict[str, Any]:
@@ -120,10 +139,18 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         value_type=bytes,
         extra_topic_configs={"cleanup.policy": "compact"},
     )
+    segment_changes_topic = app.topic(settings.topic_segment_changes, **raw)
+    segment_events_topic = app.topic(settings.topic_segment_events, **raw)
+    segment_model_topic = app.topic(settings.topic_segment_model, **raw)
+    feature_samples_topic = app.topic(settings.topic_feature_samples, **raw)
+    from stream.adapters import agents, segments, web
+
+    metrics = Metrics()
+    assigner = make_assigner(settings)
     service = Service(
         app=app,
         settings=settings,
-        metrics=Metrics(),
+        metrics=metrics,
         ingest=Ingest(
             Limits(
                 max_message_bytes=settings.max_message_bytes,
@@ -135,9 +162,16 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         input_topic=input_topic,
         dead_letter_topic=dead_letter_topic,
         customers=customers,
+        assigner=assigner,
+        trainer=make_trainer(settings),
+        collator=Collator(settings.partitions),
+        segment_changes_topic=segment_changes_topic,
+        segment_events_topic=segment_events_topic,
+        segment_model_topic=segment_model_topic,
+        feature_samples_topic=feature_samples_topic,
+        model_feed=segments.ModelFeed(settings, assigner, metrics, bootstrap, tansu),
     )
-    from stream.adapters import agents, web
-
     agents.register(service)
+    segments.register(service)
     web.register(service)
     return service

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from stream.core.ingest import BatchResult
+from stream.core.model import SegmentModel
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -67,6 +68,47 @@ class Metrics:
         self.ready = Gauge(
             "microseg_ready", "1 when the worker has its partitions and has recovered.", registry=r
         )
+
+        self.segment_changes = Counter(
+            "microseg_segment_changes",
+            "Segment-change events emitted, by previous and new segment id and reason.",
+            ["from_segment", "to_segment", "reason"],
+            registry=r,
+        )
+        self.rescored = Counter(
+            "microseg_quiet_rescored",
+            "Quiet customers re-evaluated as the event-time watermark passed a day boundary.",
+            registry=r,
+        )
+        self.samples_sent = Counter(
+            "microseg_feature_samples_sent",
+            "Feature vectors sent to the trainer (feature-samples topic).",
+            registry=r,
+        )
+        self.trainer_samples = Counter(
+            "microseg_trainer_samples",
+            "Feature samples the trainer learnt (only on the worker running the trainer).",
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "microseg_model_version", "Version of the segment model this worker scores with.",
+            registry=r,
+        )  # fmt: skip
+        self.model_segments = Gauge(
+            "microseg_model_segments", "Live segments in the model this worker scores with.",
+            registry=r,
+        )  # fmt: skip
+        self.model_trained_at = Gauge(
+            "microseg_model_trained_at_seconds",
+            "Event time (Unix seconds) the current model was trained at.",
+            registry=r,
+        )
+
+    def model(self, model: SegmentModel) -> None:
+        """Record the model now scored with."""
+        self.model_version.set(model.version)
+        self.model_segments.set(len(model.segments))
+        self.model_trained_at.set(model.trained_at / 1000)
 
     def observe(self, result: BatchResult) -> None:
         """Count what a batch did."""

@@ -44,6 +44,24 @@ def kafka_python_security(settings: Settings) -> dict[str, Any]:
     return kw
 
 
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments for aiokafka clients, from the settings."""
+    import ssl
+
+    protocol = settings.security_protocol
+    kw: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
+        kw["ssl_context"] = ssl.create_default_context(cafile=cafile)
+    if settings.sasl_mechanism:
+        kw["sasl_mechanism"] = settings.sasl_mechanism
+        kw["sasl_plain_username"] = settings.sasl_username
+        kw["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return kw
+
+
 def required_topics(settings: Settings) -> list[TopicSpec]:
     """Every topic the service reads or writes, with partition counts and configs."""
     p = settings.partitions

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+from collections.abc import Callable, Iterator
 
 from stream.core.segmentation import rescore_due
 from stream.core.state import CustomerState
@@ -107,16 +108,36 @@ class Schedule:
             self.next_day += DAY_MS
         return days
 
+    def customers(self) -> Iterator[str]:
+        """The customers covered (in order of first sight)."""
+        return iter(list(self._last))
+
     def due(self, day: int) -> list[str]:
         """Customers planned for re-evaluation at the boundary ``day`` (check `rescore_due`)."""
         return [c for c in self._due.pop(day, {}) if c in self._last]
 
+    def idle(
+        self, day: int, load: Callable[[str], CustomerState | None]
+    ) -> list[tuple[str, CustomerState, int]]:
+        """The ``(customer, state, day)`` rows to re-evaluate at the boundary ``day``."""
+        rows = []
+        for cid in self.due(day):
+            s = load(cid)
+            when = rescore_due(s, self._idle_ms) if s is not None else None
+            if s is not None and when is not None and when <= day:
+                rows.append((cid, s, day))
+        return rows
+
     def sample(self, day: int) -> list[str]:
         """The day's training sample: customers active within the horizon, in hash order."""
+        return [c for _, c in self.sample_keyed(day)]
+
+    def sample_keyed(self, day: int) -> list[tuple[int, str]]:
+        """`sample` with each customer's `sample_key` (the canonical order across partitions)."""
         since, limit = day - self._horizon_ms, self.sample_rate * _SCALE
         keyed = [
             (k, c)
             for c, last in self._last.items()
             if last >= since and (k := sample_key(self.seed, day, c)) < limit
         ]
-        return [c for _, c in heapq.nsmallest(self.max_daily_samples, keyed)]
+        return heapq.nsmallest(self.max_daily_samples, keyed)

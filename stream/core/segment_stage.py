@@ -97,8 +97,8 @@ class SegmentationStage:
         days = self.schedule.advance(t)
         for day in days:
             self._rescore_idle(day)
-        if days:  # one day's sample, also after a gap without events
-            self._learn(days[-1])
+        for day in days:  # each day's sample, also after a gap without events
+            self._learn(day)
         self._tick_end = t - t % self._tick_ms + self._tick_ms
 
     def _score(self, batch: list[tuple[str, CustomerState, int]]) -> None:
@@ -113,35 +113,26 @@ class SegmentationStage:
             self._dirty = {}
 
     def _rescore_idle(self, watermark: int) -> None:
-        idle = []
-        for cid in self.schedule.due(watermark):
-            s = self.customers[cid]
-            when = rescore_due(s, self._idle_ms)
-            if when is not None and when <= watermark:
-                idle.append((cid, s, watermark))
-        self._score(idle)
+        self._score(self.schedule.idle(watermark, self.customers.get))
 
     def _learn(self, watermark: int) -> None:
         """Feed the day's sample (`Schedule.sample`) to the trainer."""
         for cid in self.schedule.sample(watermark):
             s = self.customers[cid]
-            if self.trainer.learn_one(vector(s, watermark), watermark) is not None:
+            x = vector(s, max(watermark, s.last_ts))
+            if self.trainer.learn_one(x, watermark) is not None:
                 self._publish(watermark)
 
     def _publish(self, t: int) -> None:
         model = self.trainer.model
         assert model is not None
         matching = self.trainer.history[-1]["matching"]
-        first = self.segmenter.model is None
         self._score_dirty()  # what happened before the model changed is scored with the old one
         self.segmenter.set_model(model, matching)
         self.events += [e.model_dump(mode="json") for e in lifecycle_events(model, matching)]
         self.models.append(json.loads(model.encode()))
         # Members of segments that no longer exist move now; the first model assigns everyone.
-        live = {s.id for s in model.segments}
-        self._score([(c, s, s.last_ts if first else max(s.last_ts, t))
-                     for c, s in self.customers.items()
-                     if first or (s.segment_id and s.segment_id not in live)])  # fmt: skip
+        self._score(self.segmenter.reassess(self.customers.items(), t))
 
     def forget(self, customer_id: str) -> None:
         """Drop an erased customer."""

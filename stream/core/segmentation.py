@@ -24,7 +24,7 @@ flag. `lifecycle_events` turns a model update into ``segment-events`` records.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -84,6 +84,21 @@ class Segmenter:
         self._reshuffled |= set(model.reshuffled)
         if matching is not None:
             self._reshuffled |= set(matching.merges) | set(matching.splits)
+
+    def reassess(
+        self, customers: Iterable[tuple[str, CustomerState]], t: int
+    ) -> list[tuple[str, CustomerState, int]]:
+        """The rows to score after a model change: unassigned customers (at their last event) and
+        members of segments the model no longer has (at ``t``, or their last event if later)."""
+        model = self.model
+        if model is None:
+            return []
+        live = {s.id for s in model.segments}
+        return [
+            (c, s, max(s.last_ts, t) if s.segment_id else s.last_ts)
+            for c, s in customers
+            if not s.segment_id or s.segment_id not in live
+        ]
 
     def score(
         self,

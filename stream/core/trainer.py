@@ -161,6 +161,20 @@ class Trainer:
         self.model: SegmentModel | None = None
         self.history: list[dict[str, Any]] = []
 
+    def resume(self, model: SegmentModel) -> None:
+        """Continue from a published snapshot (a restarted trainer): its version, ids and scaling.
+
+        River's micro-clusters are not in a snapshot; they grow back from the next samples, and
+        the next publish is matched against ``model`` as usual.
+        """
+        if self.model is not None and self.model.version >= model.version:
+            return
+        self.model = model
+        self._mean = np.asarray(model.mean, dtype=np.float64)
+        self._var = np.asarray(model.std, dtype=np.float64) ** 2
+        self.n = max(self.n, self.warmup)
+        self._m2 = self._var * (self.n - 1)
+
     def learn_one(self, raw: list[float], t: int) -> SegmentModel | None:
         """Learn one sampled raw feature vector at event time ``t``; return a new model when due."""
         x = np.asarray(transform(raw), dtype=np.float64)

@@ -1,0 +1,252 @@
+"""Segmentation in the worker: the model feed, the trainer agent, scoring after each ingest batch.
+
+DESIGN.md "one model, many scorers":
+
+* Every worker's ingest agent, after a batch's feature updates, runs the core `Assigner` for each
+  input partition the batch touched: updated customers are scored, quiet ones re-evaluated when
+  the partition's event-time watermark passes a day boundary, and the day's sample of feature
+  vectors goes to the single-partition ``feature-samples`` topic (one report per partition and
+  day, which the trainer's `Collator` puts back into the offline replay's order). Changes go to
+  ``segment-changes`` (key: customer id).
+* One ``trainer`` agent (the worker that owns ``feature-samples``' only partition) learns from
+  the samples and publishes snapshots to the compacted ``segment-model`` topic and their
+  lifecycle to ``segment-events``. A restarted or newly assigned trainer resumes from the newest
+  snapshot (`Trainer.resume`).
+* Every worker reads ``segment-model`` from the beginning, outside the consumer group
+  (`ModelFeed`), and scores with the newest version it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from stream.core.assigner import Step
+from stream.core.collate import SampleReport
+from stream.core.model import SegmentModel
+from stream.core.segmentation import lifecycle_events
+from stream.core.state import CustomerState, StateDecodeError
+
+if TYPE_CHECKING:
+    from stream.adapters.app import Service
+    from stream.adapters.metrics import Metrics
+    from stream.config import Settings
+    from stream.core.assigner import Assigner
+
+log = logging.getLogger(__name__)
+MODEL_KEY = b"model"
+
+
+def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, CustomerState]]:
+    """The customers stored in the local table for one input partition."""
+    store: Any = svc.customers.data
+    dbs = getattr(store, "_dbs", None)
+    if dbs is not None:  # RocksDB: one database per partition
+        db = dbs.get(partition)
+        items = store._visible_items(db) if db is not None else iter(())
+    else:  # memory store: all partitions in one dict; keys are placed by the default partitioner
+        from kafka.partitioner.default import murmur2
+
+        n = svc.settings.partitions
+        items = (
+            (k, v) for k, v in store.data.items() if (murmur2(k) & 0x7FFFFFFF) % n == partition
+        )
+    for key, raw in items:
+        try:
+            yield key.decode(), CustomerState.decode(raw)
+        except (StateDecodeError, UnicodeDecodeError):
+            svc.metrics.agent_errors.labels("state_decode").inc()
+
+
+async def score_batch(
+    svc: Service,
+    events: Sequence[Any],
+    changed: dict[str, CustomerState],
+    load: Any,
+) -> dict[str, tuple[Any, CustomerState]]:
+    """Run the `Assigner` for each partition the batch touched; send changes and samples.
+
+    ``load(customer_id, event)`` reads a stored state with ``event`` current. Returns every state
+    to write back, with the event to write it under (its partition).
+    """
+    from stream.adapters.agents import as_current
+
+    by_partition: dict[int, Any] = {}
+    for e in events:
+        by_partition[e.message.partition] = e
+    key_event = {e.message.key: e for e in events}
+    updated: dict[int, dict[str, CustomerState]] = {}
+    for cid, state in changed.items():
+        updated.setdefault(key_event[cid.encode()].message.partition, {})[cid] = state
+    assigner = svc.assigner
+    now_ms = int(time.time() * 1000)
+    writes: dict[str, tuple[Any, CustomerState]] = {}
+    for partition, ups in sorted(updated.items()):
+        event = by_partition[partition]
+        if not assigner.owns(partition):
+            with as_current(event):
+                assigner.adopt(partition, stored_customers(svc, partition))
+        watermark = max(s.last_ts for s in ups.values())
+
+        def load_here(customer_id: str, ev: Any = event) -> CustomerState | None:
+            return load(customer_id, ev)  # type: ignore[no-any-return]
+
+        step: Step = assigner.step(partition, ups, watermark, load_here, emitted_at=now_ms)
+        for cid, state in step.states.items():
+            writes[cid] = (event, state)
+        await _send_step(svc, step)
+    return writes
+
+
+async def _send_step(svc: Service, step: Step) -> None:
+    m = svc.metrics
+    for change in step.changes:
+        await svc.segment_changes_topic.send(
+            key=change.customer_id.encode(), value=change.model_dump_json().encode()
+        )
+        before = str(change.previous.segment_id) if change.previous else "none"
+        after = str(change.current.segment_id) if change.current else "none"
+        m.segment_changes.labels(before, after, change.reason).inc()
+    for report in step.reports:
+        await svc.feature_samples_topic.send(
+            key=str(report.partition).encode(), value=report.encode()
+        )
+        m.samples_sent.inc(len(report.samples))
+    m.rescored.inc(step.rescored)
+
+
+def register(svc: Service) -> None:
+    """Attach the trainer agent, the model feed and the rebalance hook to ``svc.app``."""
+    app = svc.app
+
+    @app.agent(svc.feature_samples_topic, name="trainer", concurrency=1)
+    async def trainer(stream: Any) -> None:
+        await svc.model_feed.caught_up.wait()
+        async for values in stream.take(
+            svc.settings.batch_size, within=svc.settings.batch_window_s
+        ):
+            await train(svc, values)
+
+    async def model_feed() -> None:
+        await svc.model_feed.run()
+
+    app.task(model_feed)
+
+    async def release(sender: Any, revoked: Any, *, signal: Any = None, **kwargs: Any) -> None:
+        inputs = set(svc.stream_of_topic)
+        for tp in revoked:
+            if tp.topic in inputs:
+                svc.assigner.release(tp.partition)
+
+    app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
+
+
+async def train(svc: Service, values: Sequence[bytes]) -> None:
+    """Learn a batch of samples; publish each model that comes due. Never raises."""
+    tr, seg = svc.trainer, svc.segmenter
+    if seg.model is not None and (tr.model is None or tr.model.version < seg.model.version):
+        tr.resume(seg.model)  # another trainer published since: continue from its snapshot
+    for value in values:
+        try:
+            due = svc.collator.add(SampleReport.decode(value))
+        except ValueError:
+            svc.metrics.agent_errors.labels("feature_sample").inc()
+            log.error("unreadable feature-samples record skipped")
+            continue
+        for at, raw in due:
+            try:
+                model = tr.learn_one(raw, at)
+                svc.metrics.trainer_samples.inc()
+                if model is not None:
+                    await publish(svc, model)
+            except Exception:
+                svc.metrics.agent_errors.labels("trainer").inc()
+                log.exception("trainer failed on a sample; skipping it")
+
+
+async def publish(svc: Service, model: SegmentModel) -> None:
+    """Send a snapshot to ``segment-model`` and its lifecycle to ``segment-events``."""
+    matching = svc.trainer.history[-1]["matching"] if svc.trainer.history else None
+    await svc.segment_model_topic.send(key=MODEL_KEY, value=model.encode())
+    for e in lifecycle_events(model, matching):
+        await svc.segment_events_topic.send(key=e.kind.encode(), value=e.model_dump_json().encode())
+    svc.segmenter.set_model(model, matching)
+    svc.metrics.model(model)
+    log.info("published segment model v%d (%d segments)", model.version, len(model.segments))
+
+
+class ModelFeed:
+    """Reads ``segment-model`` from its beginning on every worker and keeps the newest snapshot.
+
+    Not a consumer-group member (every worker needs every snapshot). ``caught_up`` is set once
+    what the topic held at start-up has been read.
+    """
+
+    def __init__(
+        self, settings: Settings, assigner: Assigner, metrics: Metrics, bootstrap: list[str],
+        tansu: bool,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.assigner = assigner
+        self.metrics = metrics
+        self.bootstrap = bootstrap
+        self.tansu = tansu
+        self.caught_up = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        from stream.adapters.topics import aiokafka_security
+
+        settings = self.settings
+        tp = TopicPartition(settings.topic_segment_model, 0)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * settings.max_message_bytes + 65_536,
+            **aiokafka_security(settings),
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = await self._end_offset(consumer, tp)
+            if end <= 0:
+                self.caught_up.set()
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for record in batch.get(tp, []):
+                    self._apply(record.value)
+                if not self.caught_up.is_set() and await consumer.position(tp) >= end:
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    async def _end_offset(self, consumer: Any, tp: Any) -> int:
+        if self.tansu:
+            from stream.adapters.tansu_compat import true_end_offsets
+
+            return (await true_end_offsets(self.bootstrap, [tp]))[tp]
+        return int((await consumer.end_offsets([tp]))[tp])
+
+    def _apply(self, value: bytes | None) -> None:
+        if value is None:
+            return
+        try:
+            model = SegmentModel.decode(value)
+        except (ValueError, TypeError, KeyError):
+            self.metrics.agent_errors.labels("segment_model").inc()
+            log.error("unreadable segment-model record skipped")
+            return
+        seg = self.assigner.segmenter
+        if seg.model is None or model.version > seg.model.version:
+            seg.set_model(model)
+            self.metrics.model(model)
+            log.info("loaded segment model v%d", model.version)

@@ -1,0 +1,159 @@
+"""The worker's segmentation step: score a batch's customers, re-evaluate quiet ones, sample.
+
+An `Assigner` is what a worker runs after the feature update of each input batch, for each input
+partition the batch touched (pure: the agent does the I/O). It keeps one `Schedule` per
+partition, so customers are re-evaluated when *their partition's* event-time watermark passes a
+day boundary, and samples are drawn per partition (their union is the offline replay's sample)
+and sent as one `SampleReport` per partition and day.
+When a newer model has arrived since a partition was last stepped, that partition's customers
+who are unassigned or whose segment no longer exists are re-scored first
+(`Segmenter.reassess`).
+
+State is read through a ``load`` callback; every state the step touched is returned to be
+written back.
+
+>>> from stream.core.model import MicroSegment, Segment, SegmentModel
+>>> from stream.core.segmentation import Segmenter
+>>> from stream.core.state import CustomerState
+>>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
+...                  [Segment(1, "Quiet", [0.0] * 28, [MicroSegment(1, [0.0] * 28)])], 2, 2)
+>>> seg = Segmenter(holdout_share=0.0)
+>>> seg.set_model(m)
+>>> a = Assigner(seg, sample_rate=1.0)
+>>> states = {"c1": CustomerState(last_ts=5)}
+>>> a.adopt(0, [])
+>>> step = a.step(0, {"c1": states["c1"]}, 5, states.get, emitted_at=9)
+>>> [c.current.segment_name for c in step.changes], list(step.states)
+(['Quiet'], ['c1'])
+>>> [len(r.samples) for r in a.step(0, {}, 86_400_000, states.get, emitted_at=9).reports]
+[1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from stream.core.collate import SampleReport
+from stream.core.features import vector
+from stream.core.outputs import SegmentChange
+from stream.core.schedule import Schedule
+from stream.core.segmentation import Segmenter
+from stream.core.state import CustomerState
+
+Loader = Callable[[str], CustomerState | None]
+
+
+@dataclass
+class Step:
+    """What one partition's step produced."""
+
+    changes: list[SegmentChange] = field(default_factory=list)
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    """Every state the step read or changed (scored states record when they were scored)."""
+    reports: list[SampleReport] = field(default_factory=list)
+    """One training-sample report per day boundary passed (`stream.core.collate`)."""
+    rescored: int = 0
+    """Quiet customers re-evaluated at a day boundary."""
+
+
+class Assigner:
+    """Per-partition scoring, re-evaluation and sampling for the partitions a worker owns.
+
+    Parameters
+    ----------
+    segmenter
+        The scorer (its model is replaced as snapshots arrive).
+    seed, sample_rate, max_daily_samples, horizon_days, idle_days
+        As in `Schedule`; ``max_daily_samples`` applies per partition.
+    """
+
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        seed: int = 42,
+        sample_rate: float = 0.05,
+        max_daily_samples: int = 100,
+        horizon_days: float = 90.0,
+        idle_days: float = 1.0,
+    ) -> None:
+        self.segmenter = segmenter
+        self.seed = seed
+        self.sample_rate = sample_rate
+        self.max_daily_samples = max_daily_samples
+        self.horizon_days = horizon_days
+        self.idle_days = idle_days
+        self.schedules: dict[int, Schedule] = {}
+        self._model_version: dict[int, int] = {}  # partition → model version it was reassessed at
+
+    def owns(self, partition: int) -> bool:
+        """Whether the partition's schedule is built."""
+        return partition in self.schedules
+
+    def adopt(self, partition: int, customers: Iterable[tuple[str, CustomerState]]) -> None:
+        """Build a partition's schedule from its stored customers (after an assignment)."""
+        sch = Schedule(
+            self.seed, self.sample_rate, self.max_daily_samples, self.horizon_days, self.idle_days
+        )
+        for cid, state in customers:
+            sch.seen(cid, state.last_ts)
+            sch.scored(cid, state)
+        self.schedules[partition] = sch
+        self._model_version[partition] = 0  # reassess once a model is there
+
+    def release(self, partition: int) -> None:
+        """Forget a partition this worker no longer owns."""
+        self.schedules.pop(partition, None)
+        self._model_version.pop(partition, None)
+
+    def forget(self, partition: int, customer_id: str) -> None:
+        """Drop an erased customer."""
+        if partition in self.schedules:
+            self.schedules[partition].forget(customer_id)
+
+    def step(
+        self,
+        partition: int,
+        updated: dict[str, CustomerState],
+        watermark: int,
+        load: Loader,
+        emitted_at: int,
+    ) -> Step:
+        """Score ``updated`` customers of ``partition`` and move its watermark to ``watermark``.
+
+        ``load`` reads a stored state (the agent's table); ``emitted_at`` is the wall clock.
+        """
+        sch = self.schedules[partition]
+        out = Step(states=dict(updated))
+        seg = self.segmenter
+        for cid, state in updated.items():
+            sch.seen(cid, state.last_ts)
+
+        def score(rows: list[tuple[str, CustomerState, int]]) -> None:
+            out.changes += seg.score(rows, emitted_at)
+            for cid, state, _ in rows:
+                sch.scored(cid, state)
+                out.states[cid] = state
+
+        model = seg.model
+        if model is not None and self._model_version[partition] < model.version:
+            self._model_version[partition] = model.version
+            stored = (
+                (c, out.states.get(c) or load(c)) for c in sch.customers() if c not in updated
+            )
+            score(seg.reassess(((c, s) for c, s in stored if s is not None), watermark))
+        if model is not None:
+            score([(cid, s, s.last_ts) for cid, s in updated.items()])
+        days = sch.advance(watermark)
+        for day in days:
+            idle = sch.idle(day, lambda c: out.states.get(c) or load(c))
+            out.rescored += len(idle)
+            score(idle)
+        for day in days:  # a batch may pass several days: each has its sample
+            report = SampleReport(partition, day)
+            for key, cid in sch.sample_keyed(day):
+                s = out.states.get(cid) or load(cid)
+                if s is not None:  # features as of the day, or of a newer event in the batch
+                    report.samples.append((key, vector(s, max(day, s.last_ts))))
+            out.reports.append(report)
+        return out

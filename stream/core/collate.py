@@ -1,0 +1,103 @@
+"""Daily sample reports from the partitions, put into one canonical order for the trainer.
+
+River's clusterers depend on the order of what they learn. Offline, each day's sample is learnt in
+`stream.core.schedule.sample_key` order. In the worker every input partition sends one
+`SampleReport` per day its watermark passes (possibly empty), and they reach the trainer in
+whatever order the workers and the broker make. The `Collator` holds a day back until every
+partition has passed it — or until some partition is ``max_lag_days`` ahead, so an idle partition
+cannot stall training — and then releases that day's samples from all partitions merged in
+`sample_key` order: the same sequence the offline replay learns.
+
+>>> col = Collator(partitions=2)
+>>> col.add(SampleReport(0, 86_400_000, [(7, [1.0]), (3, [2.0])]))
+[]
+>>> col.add(SampleReport(1, 86_400_000, [(5, [3.0])]))
+[(86400000, [2.0]), (86400000, [3.0]), (86400000, [1.0])]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from stream.core.features import FEATURES
+from stream.core.schedule import DAY_MS
+
+
+@dataclass
+class SampleReport:
+    """One partition's training sample for one day: ``(sample_key, raw vector)`` pairs."""
+
+    partition: int
+    day: int
+    samples: list[tuple[int, list[float]]] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The ``feature-samples`` record (JSON; no customer id, only the sampling hash)."""
+        obj = {"partition": self.partition, "day": self.day, "samples": self.samples}
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> SampleReport:
+        """Read a record; raise ValueError if it is not a valid report."""
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError("not a sample report")
+        p, day, rows = obj.get("partition"), obj.get("day"), obj.get("samples")
+        if not (isinstance(p, int) and isinstance(day, int) and isinstance(rows, list)):
+            raise ValueError("a sample report needs partition, day and samples")
+        samples = []
+        for row in rows:
+            if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], int)):
+                raise ValueError("a sample is [key, vector]")
+            vec = row[1]
+            if not (
+                isinstance(vec, list)
+                and len(vec) == len(FEATURES)
+                and all(isinstance(v, int | float) and math.isfinite(v) for v in vec)
+            ):
+                raise ValueError(f"a sample vector has {len(FEATURES)} finite numbers")
+            samples.append((row[0], [float(v) for v in vec]))
+        return cls(p, day, samples)
+
+
+class Collator:
+    """Releases the partitions' daily samples in canonical order.
+
+    Parameters
+    ----------
+    partitions
+        Number of input partitions (each sends one report per day).
+    max_lag_days
+        A day is released without the partitions that have not reported it once another
+        partition is this many days ahead of it.
+    """
+
+    def __init__(self, partitions: int, max_lag_days: int = 2) -> None:
+        self.partitions = partitions
+        self.max_lag_days = max_lag_days
+        self._pending: dict[int, dict[int, SampleReport]] = {}  # day → partition → report
+        self._front: dict[int, int] = {}  # partition → newest day reported
+        self._released: int | None = None  # newest day released
+        self.late = 0  # samples released after their day (a partition reported it too late)
+
+    def add(self, report: SampleReport) -> list[tuple[int, list[float]]]:
+        """Take a report; return the ``(day, vector)`` samples now due, in order."""
+        p, day = report.partition, report.day
+        self._front[p] = max(self._front.get(p, day), day)
+        if self._released is not None and day <= self._released:
+            self.late += len(report.samples)
+            return [(day, v) for _, v in sorted(report.samples, key=lambda kv: kv[0])]
+        self._pending.setdefault(day, {}).setdefault(p, report)  # a repeated report is dropped
+        out: list[tuple[int, list[float]]] = []
+        while self._pending:
+            first = min(self._pending)
+            passed = len(self._front) == self.partitions and min(self._front.values()) >= first
+            ahead = max(self._front.values()) >= first + self.max_lag_days * DAY_MS
+            if not (passed or ahead):
+                break
+            rows = [kv for r in self._pending.pop(first).values() for kv in r.samples]
+            out += [(first, v) for _, v in sorted(rows, key=lambda kv: kv[0])]
+            self._released = first
+        return out
