@@ -1,0 +1,129 @@
+"""The worker's segmentation pieces: schedule sampling, sample collation, per-partition assigner."""
+
+from __future__ import annotations
+
+import random
+
+from stream.core.assigner import Assigner
+from stream.core.collate import Collator, SampleReport
+from stream.core.features import FEATURES
+from stream.core.model import MicroSegment, Segment, SegmentModel
+from stream.core.schedule import DAY_MS, Schedule
+from stream.core.segmentation import Segmenter
+from stream.core.state import CustomerState
+
+N = len(FEATURES)
+
+
+def model(version: int, ids: list[int]) -> SegmentModel:
+    segs = [
+        Segment(i, f"S{i}", [float(k)] * N, [MicroSegment(100 + i, [float(k)] * N)])
+        for k, i in enumerate(ids)
+    ]
+    return SegmentModel(version, 0, [0.0] * N, [1.0] * N, segs, max(ids) + 1, 200)
+
+
+def test_daily_sample_is_the_same_whatever_the_order_and_partitioning() -> None:
+    customers = [f"c{i}" for i in range(2000)]
+    whole = Schedule(seed=3, sample_rate=0.1, max_daily_samples=10_000)
+    for c in customers:
+        whole.seen(c, 0)
+    shuffled = customers[:]
+    random.Random(1).shuffle(shuffled)
+    parts = [Schedule(seed=3, sample_rate=0.1, max_daily_samples=10_000) for _ in range(4)]
+    for c in shuffled:
+        parts[hash(c) % 4].seen(c, 0)
+    day = 5 * DAY_MS
+    union = sorted(kc for p in parts for kc in p.sample_keyed(day))
+    assert union == whole.sample_keyed(day)
+    assert 150 <= len(union) <= 250  # about 10 % of 2,000
+    assert whole.sample(day) != whole.sample(6 * DAY_MS), "another day, another sample"
+
+
+def test_sample_leaves_out_customers_quiet_beyond_the_horizon() -> None:
+    sch = Schedule(seed=1, sample_rate=1.0, horizon_days=10)
+    sch.seen("old", 0)
+    sch.seen("recent", 15 * DAY_MS)
+    assert sch.sample(20 * DAY_MS) == ["recent"]
+
+
+def test_collator_restores_one_order_whatever_the_arrival_order() -> None:
+    rng = random.Random(7)
+    reports = [
+        SampleReport(p, d * DAY_MS, [(rng.randrange(2**64), [float(p)] * N) for _ in range(3)])
+        for d in range(1, 6)
+        for p in range(3)
+    ]
+    outputs = []
+    for seed in range(5):  # partitions interleave at random; each reports its days in order
+        queues = [[r for r in reports if r.partition == p] for p in range(3)]
+        order, pick = [], random.Random(seed)
+        while any(queues):
+            order.append(pick.choice([q for q in queues if q]).pop(0))
+        col, out = Collator(partitions=3, max_lag_days=100), []
+        for r in order:
+            out += col.add(r)
+        outputs.append(out)
+    assert all(o == outputs[0] for o in outputs)
+    days = [d for d, _ in outputs[0]]
+    assert days == sorted(days) and len(days) == 5 * 9, "each day once every partition sent it"
+
+
+def test_collator_does_not_wait_for_an_idle_partition_and_drops_repeats() -> None:
+    col = Collator(partitions=2, max_lag_days=2)
+    one = SampleReport(0, DAY_MS, [(1, [1.0] * N)])
+    assert col.add(one) == [] and col.add(one) == []
+    assert col.add(SampleReport(0, 2 * DAY_MS)) == []
+    assert col.add(SampleReport(0, 3 * DAY_MS)) == [(DAY_MS, [1.0] * N)]
+    late = col.add(SampleReport(1, DAY_MS, [(2, [2.0] * N)]))
+    assert late == [(DAY_MS, [2.0] * N)] and col.late == 1
+
+
+def test_report_round_trips_and_bad_records_are_refused() -> None:
+    r = SampleReport(2, DAY_MS, [(9, [0.5] * N)])
+    assert SampleReport.decode(r.encode()) == r
+    for bad in (b"[]", b'{"partition":1}', b'{"partition":1,"day":0,"samples":[[1,[1.0]]]}',
+                b"not json"):  # fmt: skip
+        try:
+            SampleReport.decode(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {bad!r}")
+
+
+def test_assigner_scores_updates_reassesses_on_a_new_model_and_rescores_quiet_customers() -> None:
+    seg = Segmenter(holdout_share=0.0)
+    a = Assigner(seg, sample_rate=1.0, idle_days=1.0)
+    store = {f"c{i}": CustomerState(last_ts=i, first_ts=i, t0=i) for i in range(3)}
+    a.adopt(0, store.items())
+    step = a.step(0, {"c0": store["c0"]}, 10, store.get, emitted_at=0)
+    assert step.changes == [], "no model yet: nothing to say"
+    seg.set_model(model(1, [1, 2]))
+    step = a.step(0, {"c0": store["c0"]}, 20, store.get, emitted_at=0)
+    assert sorted(c.customer_id for c in step.changes) == ["c0", "c1", "c2"]
+    assert {c.reason for c in step.changes} == {"new_customer"}
+    assert set(step.states) == {"c0", "c1", "c2"}, "every scored state is written back"
+    # Two days later the watermark (moved by another customer) re-evaluates the quiet ones.
+    store["c9"] = CustomerState(last_ts=2 * DAY_MS + 5, first_ts=5, t0=5)
+    step = a.step(0, {"c9": store["c9"]}, 2 * DAY_MS + 5, store.get, emitted_at=0)
+    # c0 (last event at 0) is due at day 1 and again at day 2 (quiet time doubled); c1, c2 at 2.
+    assert step.rescored == 4 and {"c0", "c1", "c2"} <= set(step.states)
+    assert [r.day for r in step.reports] == [DAY_MS, 2 * DAY_MS]
+    assert all(r.partition == 0 for r in step.reports)
+    assert sum(len(r.samples) for r in step.reports) == 4 + 4  # rate 1.0: every recent customer
+    assert store["c0"].scored_at == 2 * DAY_MS
+
+
+def test_assigner_moves_members_of_a_retired_segment_when_the_model_changes() -> None:
+    seg = Segmenter(holdout_share=0.0)
+    a = Assigner(seg)
+    seg.set_model(model(1, [1, 2]))
+    store = {"c0": CustomerState(last_ts=0, first_ts=0, t0=0, segment_id=2, micro_id=102)}
+    a.adopt(0, store.items())
+    a.step(0, {}, 0, store.get, emitted_at=0)
+    seg.set_model(model(2, [1, 3]))
+    step = a.step(0, {}, 1, store.get, emitted_at=0)
+    assert [(c.previous.segment_id, c.reason) for c in step.changes if c.previous] == [
+        (2, "segment_retired")
+    ]
+    assert store["c0"].segment_id in (1, 3)
