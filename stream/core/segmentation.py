@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from stream.core.explain import explain
-from stream.core.features import vector
+from stream.core.features import NAMES, vector
 from stream.core.identity import Matching
 from stream.core.model import SegmentModel
 from stream.core.outputs import (
@@ -153,6 +154,35 @@ class Segmenter:
                 )
             )
         return changes
+
+    def describe(self, customer_id: str, state: CustomerState) -> dict[str, Any]:
+        """What ``GET /customers/{id}`` answers: assignment, explanation and features.
+
+        Features are evaluated at the customer's last evaluation (their newest event or the
+        watermark that re-evaluated them); the explanation is against the current model.
+        """
+        at = max(state.last_ts, state.scored_at)
+        raw = vector(state, at)
+        model = self.model
+        explanation: list[dict[str, Any]] = []
+        if model is not None and state.segment_id and model.segment(state.segment_id):
+            cm = self.scorer.compile(model)
+            z = model.scale(raw)
+            centroid = cm.centroids[cm.index[state.segment_id]]
+            reasons = explain(z, centroid, raw, self.explain_features)
+            explanation = [r.model_dump(mode="json") for r in reasons]
+        ref = self._ref(state.segment_id, state.micro_id)
+        return {
+            "customer_id": customer_id,
+            "segment": ref.model_dump(mode="json") if ref else None,
+            "since": rfc3339_ms(state.seg_since) if state.segment_id else None,
+            "version": state.seg_version,
+            "model_version": model.version if model else 0,
+            "explanation": explanation,
+            "features": dict(zip(NAMES, (round(v, 6) for v in raw), strict=True)),
+            "evaluated_at": rfc3339_ms(at),
+            "holdout": in_holdout(customer_id, self.holdout_share),
+        }
 
     def erased(self, customer_id: str, state: CustomerState, at: int) -> SegmentChange | None:
         """The ``erased`` change of a customer being forgotten (None if never assigned).

@@ -112,3 +112,20 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     ]
     published = sorted(e["model_version"] for e in lifecycle if e["kind"] == "model_published")
     assert published == sorted(json.loads(r.value)["version"] for r in models)
+
+    # HTTP: a lookup answers the same on both workers (one of them routes it to the owner).
+    for cid in customers[:5]:
+        answers = [w.get(f"/customers/{cid}") for w in workers]
+        assert answers[0] == answers[1] and answers[0][0] == 200, answers
+        body = json.loads(answers[0][1])
+        assert body["segment"]["segment_id"] == got[cid] and body["model_version"] == newest
+        assert body["explanation"] and set(body["features"]) >= {"spend_30d", "share_app"}
+    status, raw = workers[0].get("/customers/no-such-customer")
+    assert status == 404 and json.loads(raw)["error"] == "not_found"
+    listed = [json.loads(w.get("/segments")[1]) for w in workers]
+    assert listed[0] == listed[1] and listed[0]["model_version"] == newest
+    assert {s["segment_id"] for s in listed[0]["segments"]} >= set(got.values())
+    one = listed[0]["segments"][0]["segment_id"]
+    status, raw = workers[1].get(f"/segments/{one}")
+    assert status == 200 and json.loads(raw)["micro_segments"]
+    assert workers[1].get("/segments/999999")[0] == 404
