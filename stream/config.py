@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    api_token: SecretStr | None = None
     ssl_cafile: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -166,7 +167,8 @@ class Settings(BaseSettings):
 def _shown(err: Mapping[str, Any]) -> str:
     """The rejected value, unless it may be a secret."""
     value = err.get("input")
-    if isinstance(value, str | int | float) and "password" not in str(err.get("loc")):
+    loc = str(err.get("loc"))
+    if isinstance(value, str | int | float) and "password" not in loc and "token" not in loc:
         return repr(value)
     return "a value that is not shown"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from stream.adapters import commit
+from stream.adapters import commit, topics
 from stream.adapters.metrics import Metrics
 from stream.config import Settings, make_assigner, make_trainer
 from stream.core.assigner import Assigner
@@ -43,6 +43,7 @@ class Service:
     segment_events_topic: Any
     segment_model_topic: Any
     feature_samples_topic: Any
+    erasure_topic: Any
     model_feed: ModelFeed
 
     @property
@@ -122,15 +123,15 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
 
         tansu_compat.apply(app)
     commit.install(app)
-    topics = settings.input_topics
-    stream_of_topic = {topics[s.value]: s for s in Stream}
+    inputs = settings.input_topics
+    stream_of_topic = {inputs[s.value]: s for s in Stream}
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    input_topic = app.topic(*topics.values(), **raw)
+    input_topic = app.topic(*inputs.values(), **raw)
     dead_letter_topic = app.topic(settings.topic_dead_letter, **raw)
     customers = app.Table(
         "customers",
@@ -169,6 +170,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         segment_events_topic=segment_events_topic,
         segment_model_topic=segment_model_topic,
         feature_samples_topic=feature_samples_topic,
+        erasure_topic=app.topic(topics.erasure_topic(settings), **raw),
         model_feed=segments.ModelFeed(settings, assigner, metrics, bootstrap, tansu),
     )
     agents.register(service)

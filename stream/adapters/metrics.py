@@ -104,6 +104,10 @@ class Metrics:
             registry=r,
         )
 
+        self.erasures = Counter(
+            "microseg_erasures", "Customers erased (GDPR) on this worker.", registry=r
+        )
+
     def model(self, model: SegmentModel) -> None:
         """Record the model now scored with."""
         self.model_version.set(model.version)

@@ -130,6 +130,11 @@ def register(svc: Service) -> None:
         ):
             await train(svc, values)
 
+    @app.agent(svc.erasure_topic, name="erasure", concurrency=1)
+    async def erasure(stream: Any) -> None:
+        async for event in stream.events():
+            await erase(svc, event)
+
     async def model_feed() -> None:
         await svc.model_feed.run()
 
@@ -142,6 +147,38 @@ def register(svc: Service) -> None:
                 svc.assigner.release(tp.partition)
 
     app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
+
+
+async def erase(svc: Service, event: Any) -> None:
+    """Erase one customer (an ``erasures`` record): state deleted (a changelog tombstone), the
+    partition's calendar forgets them, an ``erased`` change is emitted. Never raises."""
+    from stream.adapters.agents import as_current
+
+    key = event.message.key
+    try:
+        with as_current(event):
+            raw = svc.customers.get(key)
+            if raw is None:
+                return  # already erased, or never seen: nothing to do (idempotent)
+            del svc.customers[key]
+        cid = key.decode()
+        svc.assigner.forget(event.message.partition, cid)
+        try:
+            state = CustomerState.decode(raw)
+        except StateDecodeError:
+            state = None
+        ts = event.message.timestamp
+        at = int(ts * 1000) if ts else int(time.time() * 1000)
+        change = svc.segmenter.erased(cid, state, at) if state is not None else None
+        if change is not None:
+            await svc.segment_changes_topic.send(key=key, value=change.model_dump_json().encode())
+            svc.metrics.segment_changes.labels(
+                str(state.segment_id) if state else "none", "none", "erased"
+            ).inc()
+        svc.metrics.erasures.inc()
+    except Exception:
+        svc.metrics.agent_errors.labels("erasure").inc()
+        log.exception("erasure failed in partition %d", event.message.partition)
 
 
 async def train(svc: Service, values: Sequence[bytes]) -> None:

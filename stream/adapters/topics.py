@@ -76,7 +76,13 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_segment_events, 1, {}),
         TopicSpec(settings.topic_segment_model, 1, compact),
         TopicSpec(settings.topic_feature_samples, 1, {}),
+        TopicSpec(erasure_topic(settings), p, {}),
     ]
+
+
+def erasure_topic(settings: Settings) -> str:
+    """The internal topic of erasure requests (key: customer id; co-partitioned with inputs)."""
+    return f"{settings.app_id}-erasures"
 
 
 def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:

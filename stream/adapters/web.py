@@ -1,13 +1,16 @@
 """HTTP views on the worker's Faust web server.
 
-``/metrics``, ``/health``, ``/ready``; ``GET /customers/{id}`` (routed to the worker that owns
-the customer's partition), ``GET /segments`` and ``GET /segments/{id}`` (the model this worker
+``/metrics``, ``/health``, ``/ready``; ``GET`` and ``DELETE /customers/{id}`` (routed to the
+worker that owns the customer's partition; erasure needs the bearer token), ``GET /segments`` and ``GET /segments/{id}`` (the model this worker
 scores with). Errors are JSON: ``{"error": code, "detail": text}``.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING, Any
+
+import faust.web
 
 from stream.adapters.metrics import CONTENT_TYPE
 from stream.core.model import SegmentModel
@@ -53,6 +56,19 @@ def segment_profile(model: SegmentModel, segment_id: int, micro: bool = False) -
     return out
 
 
+def check_token(svc: Service, web: Any, request: Any) -> Any:
+    """None if the request carries the erasure bearer token; else the refusal (the token itself
+    is never logged or echoed)."""
+    token = svc.settings.api_token
+    if token is None:
+        return error(web, 403, "erasure_disabled", "set MICROSEG_API_TOKEN to allow erasure")
+    given = request.headers.get("Authorization", "")
+    want = f"Bearer {token.get_secret_value()}"
+    if not hmac.compare_digest(given.encode(), want.encode()):
+        return error(web, 401, "unauthorized", "a valid bearer token is required")
+    return None
+
+
 def register(svc: Service) -> None:
     """Attach the views to ``svc.app``."""
     app = svc.app
@@ -74,17 +90,33 @@ def register(svc: Service) -> None:
         body = {"ready": ok, "model_version": model.version if model else 0}
         return web.json(body, status=200 if ok else 503)
 
+    table_route: Any = app.table_route(table=svc.customers, match_info="customer_id")
+
     @app.page("/customers/{customer_id}")
-    @app.table_route(table=svc.customers, match_info="customer_id")
-    async def customer(web: Any, request: Any, customer_id: str) -> Any:
-        raw = svc.customers.get(customer_id.encode())
-        if raw is None:
-            return error(web, 404, "not_found", "no such customer")
-        try:
-            state = CustomerState.decode(raw)
-        except StateDecodeError:
-            return error(web, 500, "unreadable_state", "the stored state cannot be read")
-        return web.json(svc.segmenter.describe(customer_id, state))
+    class Customer(faust.web.View):
+        """One customer: look-up and erasure, each answered by the owning worker."""
+
+        async def _get(self, request: Any, customer_id: str) -> Any:
+            raw = svc.customers.get(customer_id.encode())
+            if raw is None:
+                return error(self.web, 404, "not_found", "no such customer")
+            try:
+                state = CustomerState.decode(raw)
+            except StateDecodeError:
+                return error(self.web, 500, "unreadable_state", "the stored state cannot be read")
+            return self.web.json(svc.segmenter.describe(customer_id, state))
+
+        async def _delete(self, request: Any, customer_id: str) -> Any:
+            refused = check_token(svc, self.web, request)
+            if refused is not None:
+                return refused
+            if svc.customers.get(customer_id.encode()) is None:
+                return error(self.web, 404, "not_found", "no such customer (or already erased)")
+            await svc.erasure_topic.send(key=customer_id.encode(), value=b"{}")
+            return self.web.json({"status": "accepted", "customer_id": customer_id}, status=202)
+
+        get = table_route(_get)
+        delete = table_route(_delete)
 
     @app.page("/segments")
     async def segments(web: Any, request: Any) -> Any:

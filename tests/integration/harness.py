@@ -96,8 +96,14 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        return self.request("GET", path, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, timeout: float = 5.0
+    ) -> tuple[int, bytes]:
+        req = urllib.request.Request(self.url(path), method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()

@@ -27,6 +27,7 @@ SEGMENTATION = {
     "MICROSEG_SAMPLE_RATE": "0.1",
     "MICROSEG_WARMUP_SAMPLES": "300",
     "MICROSEG_PUBLISH_EVERY": "300",
+    "MICROSEG_API_TOKEN": "test-erasure-token",
 }
 
 
@@ -129,3 +130,26 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     status, raw = workers[1].get(f"/segments/{one}")
     assert status == 200 and json.loads(raw)["micro_segments"]
     assert workers[1].get("/segments/999999")[0] == 404
+
+    # Erasure: refused without the token; accepted by either worker; then nothing is left.
+    cid = customers[0]
+    assert workers[0].request("DELETE", f"/customers/{cid}")[0] == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert workers[0].request("DELETE", f"/customers/{cid}", headers=bad)[0] == 401
+    auth = {"Authorization": "Bearer test-erasure-token"}
+    status, raw = workers[1].request("DELETE", f"/customers/{cid}", headers=auth)
+    assert status == 202, raw
+    wait_for(lambda: all(w.get(f"/customers/{cid}")[0] == 404 for w in workers), 30, "the erasure")
+    assert workers[0].request("DELETE", f"/customers/{cid}", headers=auth)[0] == 404
+    erased = [
+        json.loads(r.value)
+        for r in read_topic(broker.bootstrap, names.topic("segment-changes"))
+        if r.key == cid.encode() and json.loads(r.value)["reason"] == "erased"
+    ]
+    assert len(erased) == 1 and erased[0]["current"] is None
+    assert erased[0]["version"] == max(c["version"] for c in changes if c["customer_id"] == cid) + 1
+    tombstones = [r for r in read_topic(broker.bootstrap, names.changelog) if r.key == cid.encode()]
+    assert tombstones and tombstones[-1].value is None, "a tombstone on the changelog"
+    assert sum(metric_sum(w.metrics(), "microseg_erasures_total") for w in workers) == 1
+    for w in workers:
+        assert "test-erasure-token" not in w.tail(10_000)
