@@ -249,16 +249,19 @@ def fact_of_fields(fields: dict[str, Any], t: int | None = None) -> tuple[int, E
                 + ts.microsecond // 1000
             )
     # Weekend and late night in the event's own offset. Only clickstream and purchase events
-    # have a channel, only purchase events (and refunds) a discount, a coupon or an amount.
+    # have a channel, only purchase events (and refunds) an amount, a discount or a coupon.
     get = fields.get
     code = (
         _KIND_CODE[fields["type"]]
         + _WHEN_CODE[ordinal % 7 * 24 + hour]
         + _CHANNEL_CODE[id(get("channel"))]
     )
+    amount = get("amount")
+    if amount is None:
+        return t, EFFECTS[code], 0.0
     if (get("discount") or 0) > 0 or get("coupon_code"):
         code += _DISCOUNTED_CODE
-    return t, EFFECTS[code], get("amount", 0.0)
+    return t, EFFECTS[code], amount
 
 
 def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> None:
