@@ -38,6 +38,15 @@ AnyEvent = ClickEvent | EmailEvent | PurchaseEvent
 _EVENT_VALIDATOR = TypeAdapter(Event, config=ConfigDict(cache_strings="keys")).validator
 
 
+# The schema kinds `_as_typed_dicts` copies faithfully: no Python validator functions.
+_COPYABLE = frozenset(
+    {"any", "none", "bool", "int", "float", "str", "bytes", "date", "time", "datetime",
+     "timedelta", "literal", "enum", "list", "tuple", "set", "frozenset", "dict", "nullable",
+     "default", "union", "tagged-union", "definitions", "definition-ref", "model",
+     "model-fields", "model-field"}
+)  # fmt: skip
+
+
 def _as_typed_dicts(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
     """A copy of a pydantic-core schema with every model as a typed dict of its fields.
 
@@ -52,6 +61,8 @@ def _as_typed_dicts(schema: Any, definitions: dict[str, Any] | None = None) -> A
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
+    if isinstance(kind, str) and not _copyable(kind, schema):
+        raise TypeError(f"a {kind!r} schema cannot be copied as a typed dict")
     if kind == "definitions":
         for d in schema["definitions"]:
             defs = {**defs, d["ref"]: _as_typed_dicts(d, defs)}
@@ -70,6 +81,13 @@ def _as_typed_dicts(schema: Any, definitions: dict[str, Any] | None = None) -> A
             }
         return {"type": "typed-dict", "fields": fields, "config": schema["config"]}
     return {k: _as_typed_dicts(v, defs) for k, v in schema.items() if k != "ref"}
+
+
+def _copyable(kind: str, schema: dict[str, Any]) -> bool:
+    """Whether `_as_typed_dicts` copies a schema of this kind faithfully: not a Python validator
+    function or a model hook (they would see a dict instead of a model, or be lost)."""
+    hooks = ("custom_init", "post_init", "root_model")
+    return kind in _COPYABLE and not (kind == "model" and any(schema.get(h) for h in hooks))
 
 
 # The same contract, giving a valid line's fields as a dict (see `Validator.fields_of_line`).

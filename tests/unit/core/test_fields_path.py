@@ -12,8 +12,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, TypeAdapter, field_validator, model_validator
 
 from stream.bench import _BAD
 from stream.core.engine import Engine
@@ -21,7 +23,7 @@ from stream.core.events import event_time_ms
 from stream.core.features import fact_of, fact_of_fields
 from stream.core.ingest import Ingest
 from stream.core.state import id_hash
-from stream.core.validation import Limits, Rejection, Validator
+from stream.core.validation import Limits, Rejection, Validator, _as_typed_dicts
 from tests.factories import malformed
 from tests.unit.core.test_facts import event_dicts
 
@@ -116,3 +118,26 @@ def test_the_engine_queues_and_dead_letters_as_by_the_model_path(
     assert mine._pending == ref._pending
     assert mine._dead == ref._dead
     assert (mine._seq, mine._counts, mine._by_reason) == (ref._seq, ref._counts, ref._by_reason)
+
+
+class _Checked(BaseModel):
+    a: int
+
+    @field_validator("a")
+    @classmethod
+    def _positive(cls, a: int) -> int:
+        return a
+
+
+class _Whole(BaseModel):
+    a: int
+
+    @model_validator(mode="after")
+    def _whole(self) -> _Whole:
+        return self
+
+
+@pytest.mark.parametrize("model", [_Checked, _Whole])
+def test_a_contract_with_validator_functions_is_not_copied(model: type[BaseModel]) -> None:
+    with pytest.raises(TypeError, match="cannot be copied"):
+        _as_typed_dicts(TypeAdapter(model).core_schema)
