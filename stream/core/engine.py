@@ -1,8 +1,8 @@
 """The offline engine: the same core as the worker, driven in-process over time-ordered events.
 
-`Engine` validates every line, keeps each valid event's fact (`stream.core.features.fact_of`),
-orders them by event time (then event id, then input position — a total order, so the result
-never depends on how the input was arranged), applies them through `Ingest.admit_fact` exactly as
+`Engine` validates every line, keeps each valid event's fact (`stream.core.features.fact_of`, of
+the line's fields), orders them by event time (then event id, then input position — a total
+order, so the result never depends on how the input was arranged), applies them through `Ingest.admit_fact` exactly as
 the worker does, and evaluates every customer's features at the final watermark. Later stages
 (trainer, scorer) plug in as `Stage` objects that see each applied event and the advancing
 watermark, and append records to named output streams. Without stages nothing sees the order
@@ -34,15 +34,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from stream.core.deadletter import DeadLetter, Origin
-from stream.core.features import EFFECTS, FEATURES, NAMES, Effect, fact_of, vector
+from stream.core.features import EFFECTS, FEATURES, NAMES, Effect, fact_of_fields, vector
 from stream.core.ingest import ACCEPTED, DEAD_LETTERED, Ingest
 from stream.core.state import CustomerState, encoded_size, id_hash
-from stream.core.validation import AnyEvent, Rejection
+from stream.core.validation import Rejection
 
 _CHUNK = 256  # lines validated before their events are reduced to facts (see `Engine.feed`)
 _Entry = tuple[int, str, int, str, Effect, float, int]
 """A queued valid event: time (ms), event id, sequence, customer id, its fact's effect and amount
-(`fact_of`), the `id_hash` of its id."""
+(`fact_of_fields`), the `id_hash` of its id."""
 _CUSTOMER = itemgetter(3)
 
 
@@ -104,32 +104,41 @@ class Engine:
         self._applied = 0  # position of the next applied event: its offset mark, across runs
 
     def feed(self, lines: Iterable[tuple[str, int, bytes]]) -> None:
-        """Validate ``(source, line_number, bytes)`` lines and queue the valid events."""
-        validate = self.ingest.validator.validate_line
+        """Validate ``(source, line_number, bytes)`` lines and queue the valid events.
+
+        Each line's fields come from `Validator.fields_of_line` (no event model); a line it
+        rejects, or one in the future, goes through `Validator.validate_line`, which decides and
+        words the rejection exactly as for the worker.
+        """
+        validator = self.ingest.validator
+        fields_of, validate = validator.fields_of_line, validator.validate_line
         ref = self.reference_ms
+        # The latest event time not rejected as in the future (files have no record time).
+        latest = None if ref is None else ref + validator.limits.future_tolerance_ms
         append = self._pending.append
         seq = self._seq
         n = 0
         it = iter(lines)
         # In chunks: validate a chunk, then reduce its events to facts. Each loop runs warm in the
-        # CPU's caches (the validator's code is large), and the chunk's events are still cached.
+        # CPU's caches (the validator's code is large), and the chunk's fields are still cached.
         while chunk := list(islice(it, _CHUNK)):
             n += len(chunk)
-            events: list[AnyEvent] = []
-            keep = events.append
-            for source, line_no, raw in chunk:
-                event = validate(raw, ref)
-                if isinstance(event, Rejection):
-                    self._dead_letter(source, line_no, raw, event)
-                else:
-                    keep(event)
-            # Keep each event's fact, not the event: the models are dropped here, while they
-            # are still in the cache, and their memory is reused for the next chunk.
-            for i, event in enumerate(events, seq):
-                t, effect, amount = fact_of(event)
-                event_id = event.event_id
-                append((t, event_id, i, event.customer_id, effect, amount, id_hash(event_id)))
-            seq += len(events)
+            valid = [fields_of(raw) for _, _, raw in chunk]
+            for (source, line_no, raw), fields in zip(chunk, valid, strict=True):
+                if fields is not None:
+                    t, effect, amount = fact_of_fields(fields)
+                    if latest is not None and t > latest:
+                        fields = None
+                if fields is None:
+                    event = validate(raw, ref)
+                    if isinstance(event, Rejection):
+                        self._dead_letter(source, line_no, raw, event)
+                        continue
+                    fields = event.__dict__  # (the validators agree: not reached)
+                    t, effect, amount = fact_of_fields(fields)
+                event_id = fields["event_id"]
+                append((t, event_id, seq, fields["customer_id"], effect, amount, id_hash(event_id)))
+                seq += 1
         self._seq = seq
         self._counts["lines"] += n
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stream.core.events import (
     STREAM_OF_TYPE,
@@ -227,13 +227,19 @@ def fact_of(
     ...                   LATE_NIGHT)
     True
     """
-    ts = event.ts
+    return fact_of_fields(event.__dict__, t)
+
+
+def fact_of_fields(fields: dict[str, Any], t: int | None = None) -> tuple[int, Effect, float]:
+    """`fact_of` of a validated event's fields (its model's, or
+    `stream.core.validation.Validator.fields_of_line`: optional fields may be absent)."""
+    ts = fields["ts"]
     hour = ts.hour
     ordinal = ts.toordinal()
     if t is None:
         # `event_time_ms` exactly, without `datetime.__sub__` (which calls the offset twice,
         # the slow way): local seconds since the epoch minus the offset, then the milliseconds.
-        off = ts.tzinfo.utcoffset(ts)  # type: ignore[union-attr]  # aware by contract
+        off = ts.tzinfo.utcoffset(ts)
         if off is None or off.microseconds:
             t = event_time_ms(ts)
         else:
@@ -242,17 +248,20 @@ def fact_of(
                 + ((hour * 60 + ts.minute) * 60 + ts.second - off.seconds) * 1000
                 + ts.microsecond // 1000
             )
-    # Weekend and late night in the event's own offset.
-    code = _KIND_CODE[event.type] + _WHEN_CODE[ordinal % 7 * 24 + hour]
-    cls = type(event)
-    if cls is ClickEvent:
-        return t, EFFECTS[code + _CHANNEL_CODE[id(event.channel)]], 0.0  # type: ignore[union-attr]
-    if cls is PurchaseEvent:
-        code += _CHANNEL_CODE[id(event.channel)]  # type: ignore[union-attr]
-        if (event.discount or 0) > 0 or event.coupon_code:  # type: ignore[union-attr]
-            code += _DISCOUNTED_CODE
-        return t, EFFECTS[code], event.amount  # type: ignore[union-attr]
-    return t, EFFECTS[code], 0.0
+    # Weekend and late night in the event's own offset. Only clickstream and purchase events
+    # have a channel, only purchase events (and refunds) an amount, a discount or a coupon.
+    get = fields.get
+    code = (
+        _KIND_CODE[fields["type"]]
+        + _WHEN_CODE[ordinal % 7 * 24 + hour]
+        + _CHANNEL_CODE[id(get("channel"))]
+    )
+    amount = get("amount")
+    if amount is None:
+        return t, EFFECTS[code], 0.0
+    if (get("discount") or 0) > 0 or get("coupon_code"):
+        code += _DISCOUNTED_CODE
+    return t, EFFECTS[code], amount
 
 
 def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> None:

@@ -13,11 +13,12 @@ The function is pure: the "now" for the future-timestamp check is the record's o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, GetPydanticSchema, TypeAdapter, ValidationError
 
 from stream.core.events import (
+    EVENT_ADAPTER,
     STREAM_OF_TYPE,
     ClickEvent,
     EmailEvent,
@@ -35,6 +36,68 @@ AnyEvent = ClickEvent | EmailEvent | PurchaseEvent
 # only costs time (≈ 10 % of validating a line). It changes which str objects come back, not
 # their values.
 _EVENT_VALIDATOR = TypeAdapter(Event, config=ConfigDict(cache_strings="keys")).validator
+
+
+# The schema kinds `_as_typed_dicts` copies faithfully: no Python validator functions.
+_COPYABLE = frozenset(
+    {"any", "none", "bool", "int", "float", "str", "bytes", "date", "time", "datetime",
+     "timedelta", "literal", "enum", "list", "tuple", "set", "frozenset", "dict", "nullable",
+     "default", "union", "tagged-union", "definitions", "definition-ref", "model",
+     "model-fields", "model-field"}
+)  # fmt: skip
+
+
+def _as_typed_dicts(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
+    """A copy of a pydantic-core schema with every model as a typed dict of its fields.
+
+    Each field keeps its own schema and each model its config (strict, extra fields ignored), so
+    the same JSON is accepted and rejected, with the same values; only no model instance is built
+    (≈ 0.7 µs a line less) and a field with a default is left out of the dict when absent. The
+    models' definitions are inlined (the contract has no recursive model).
+    """
+    defs = definitions or {}
+    if isinstance(schema, list):
+        return [_as_typed_dicts(s, defs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if isinstance(kind, str) and not _copyable(kind, schema):
+        raise TypeError(f"a {kind!r} schema cannot be copied as a typed dict")
+    if kind == "definitions":
+        for d in schema["definitions"]:
+            defs = {**defs, d["ref"]: _as_typed_dicts(d, defs)}
+        return _as_typed_dicts(schema["schema"], defs)
+    if kind == "definition-ref":
+        return defs[schema["schema_ref"]]
+    if kind == "model" and schema["schema"]["type"] == "model-fields":
+        fields = {}
+        for name, f in schema["schema"]["fields"].items():
+            inner = _as_typed_dicts(f["schema"], defs)
+            optional = inner["type"] == "default"
+            fields[name] = {
+                "type": "typed-dict-field",
+                "schema": inner["schema"] if optional else inner,
+                "required": not optional,
+            }
+        return {"type": "typed-dict", "fields": fields, "config": schema["config"]}
+    return {k: _as_typed_dicts(v, defs) for k, v in schema.items() if k != "ref"}
+
+
+def _copyable(kind: str, schema: dict[str, Any]) -> bool:
+    """Whether `_as_typed_dicts` copies a schema of this kind faithfully: not a Python validator
+    function or a model hook (they would see a dict instead of a model, or be lost)."""
+    hooks = ("custom_init", "post_init", "root_model")
+    return kind in _COPYABLE and not (kind == "model" and any(schema.get(h) for h in hooks))
+
+
+# The same contract, giving a valid line's fields as a dict (see `Validator.fields_of_line`).
+_FIELDS_VALIDATOR = TypeAdapter(
+    Annotated[
+        dict[str, Any],
+        GetPydanticSchema(lambda _type, _handler: _as_typed_dicts(EVENT_ADAPTER.core_schema)),
+    ],
+    config=ConfigDict(cache_strings="keys"),
+).validator
 
 _MONEY_FIELDS = frozenset({"amount", "price", "discount", "unit_price"})
 # When pydantic reports several problems, the most fundamental one names the event's fault.
@@ -88,6 +151,7 @@ class Validator:
         self.limits = limits or Limits()
         # The core validator itself: `TypeAdapter.validate_json` only forwards its defaults.
         self._validate_json = _EVENT_VALIDATOR.validate_json
+        self._fields_json = _FIELDS_VALIDATOR.validate_json
 
     def validate(
         self,
@@ -148,6 +212,29 @@ class Validator:
         if reference_ms is not None:
             return self._not_in_future(event, reference_ms)
         return event
+
+    def fields_of_line(self, value: bytes) -> dict[str, Any] | None:
+        """The fields of a line that passes the size limit and the contract, or None.
+
+        A lighter `validate_line` without a reference time, for the offline engine: the dict
+        holds what the event model would (its ``__dict__``), but only the fields present in the
+        line, and items as dicts. None means `validate_line` rejects the line: call it for the
+        rejection (this path neither words nor ranks the errors).
+
+        >>> Validator().fields_of_line(b'{"event_id": "e", "customer_id": "c", "type": '
+        ...                            b'"email_open", "ts": "2024-05-01T10:00:00Z", '
+        ...                            b'"campaign_id": "k", "extra": 1}')["campaign_id"]
+        'k'
+        >>> Validator().fields_of_line(b'{"type": "email_open"}') is None
+        True
+        """
+        if len(value) > self.limits.max_message_bytes:
+            return None
+        try:
+            fields: dict[str, Any] = self._fields_json(value)
+        except ValidationError:
+            return None
+        return fields
 
     def _oversized(self, value: bytes) -> Rejection:
         return Rejection(
