@@ -123,6 +123,9 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
         with as_current(event):
             table[customer_id.encode()] = state.encode()
     svc.metrics.observe(result)
+    now = time.time()
+    for state in result.changed.values():
+        svc.metrics.event_time_lag.observe(max(now - state.last_ts / 1000, 0.0))
 
 
 async def _send_dead_letter(svc: Service, dl: DeadLetter) -> None:

@@ -8,6 +8,8 @@ Each worker owns one `Metrics` (its own registry), so several apps can live in o
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -107,9 +109,57 @@ class Metrics:
         self.erasures = Counter(
             "microseg_erasures", "Customers erased (GDPR) on this worker.", registry=r
         )
+        self.event_time_lag = Histogram(
+            "microseg_event_time_lag_seconds",
+            "Wall clock minus event time of each updated customer's newest event, per batch.",
+            buckets=(
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+                60,
+                300,
+                900,
+                3600,
+                86_400,
+                2_592_000,
+            ),
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "microseg_consumer_lag_records",
+            "Records not yet read per assigned partition (Fetch high watermark minus position).",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.customers = Gauge(
+            "microseg_customers", "Customers whose state this worker holds.", registry=r
+        )
+        self.state_bytes = Gauge(
+            "microseg_state_bytes", "Encoded customer state this worker holds, in bytes.",
+            registry=r,
+        )  # fmt: skip
+        self.segment_customers = Gauge(
+            "microseg_segment_customers",
+            "This worker's customers per segment id (sum over workers for the population).",
+            ["segment"],
+            registry=r,
+        )
+        self.model_age = Gauge(
+            "microseg_model_age_seconds",
+            "Wall-clock seconds since this worker loaded the model it scores with.",
+            registry=r,
+        )
+        self._model_loaded_at: float | None = None
 
     def model(self, model: SegmentModel) -> None:
         """Record the model now scored with."""
+        self._model_loaded_at = time.time()
         self.model_version.set(model.version)
         self.model_segments.set(len(model.segments))
         self.model_trained_at.set(model.trained_at / 1000)
@@ -124,6 +174,25 @@ class Metrics:
                 self.too_old.labels(stream).inc(n)
         for (stream, reason), n in result.rejected.items():
             self.dead_letters.labels(stream, reason).inc(n)
+
+    def refresh(
+        self,
+        lags: dict[tuple[str, int], int],
+        customers: int,
+        state_bytes: int,
+        sizes: dict[int, int],
+    ) -> None:
+        """Set the gauges that are read at scrape time."""
+        self.consumer_lag.clear()
+        for (topic, partition), lag in sorted(lags.items()):
+            self.consumer_lag.labels(topic, str(partition)).set(lag)
+        self.customers.set(customers)
+        self.state_bytes.set(state_bytes)
+        self.segment_customers.clear()
+        for segment, n in sorted(sizes.items()):
+            self.segment_customers.labels(str(segment)).set(n)
+        if self._model_loaded_at is not None:
+            self.model_age.set(time.time() - self._model_loaded_at)
 
     def exposition(self) -> bytes:
         """The text exposition format."""

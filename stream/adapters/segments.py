@@ -162,11 +162,12 @@ async def erase(svc: Service, event: Any) -> None:
                 return  # already erased, or never seen: nothing to do (idempotent)
             del svc.customers[key]
         cid = key.decode()
-        svc.assigner.forget(event.message.partition, cid)
         try:
-            state = CustomerState.decode(raw)
+            state: CustomerState | None = CustomerState.decode(raw)
         except StateDecodeError:
             state = None
+        segment = state.segment_id if state is not None else 0
+        svc.assigner.forget(event.message.partition, cid, segment)
         ts = event.message.timestamp
         at = int(ts * 1000) if ts else int(time.time() * 1000)
         change = svc.segmenter.erased(cid, state, at) if state is not None else None

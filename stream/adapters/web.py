@@ -8,16 +8,19 @@ scores with). Errors are JSON: ``{"error": code, "detail": text}``.
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import TYPE_CHECKING, Any
 
 import faust.web
 
 from stream.adapters.metrics import CONTENT_TYPE
 from stream.core.model import SegmentModel
-from stream.core.state import CustomerState, StateDecodeError
+from stream.core.state import CustomerState, StateDecodeError, encoded_size
 
 if TYPE_CHECKING:
     from stream.adapters.app import Service
+
+log = logging.getLogger(__name__)
 
 
 def is_ready(svc: Service) -> bool:
@@ -29,6 +32,29 @@ def is_ready(svc: Service) -> bool:
     assigned = bool(app.consumer.assignment()) if app.consumer else False
     model = svc.model_feed.caught_up.is_set()
     return bool(recovered and assigned and model and not app.rebalancing)
+
+
+def consumer_lags(svc: Service) -> dict[tuple[str, int], int]:
+    """Records not yet read per assigned input partition: the high watermark of the latest
+    Fetch response (right on Tansu too, unlike its ListOffsets) minus the next offset to read."""
+    consumer: Any = svc.app.consumer
+    if consumer is None:
+        return {}
+    lags = {}
+    for tp in consumer.assignment():
+        if tp.topic not in svc.stream_of_topic:
+            continue
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # e.g. assignment changing under us: skip it this scrape
+            log.debug("no high watermark for %s[%d]", tp.topic, tp.partition)
+            continue
+        if high is None:
+            continue
+        read = consumer._read_offset.get(tp)
+        position = read + 1 if read is not None else consumer._committed_offset.get(tp) or 0
+        lags[(tp.topic, tp.partition)] = max(int(high) - position, 0)
+    return lags
 
 
 def error(web: Any, status: int, code: str, detail: str) -> Any:
@@ -76,6 +102,8 @@ def register(svc: Service) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         svc.metrics.ready.set(1 if is_ready(svc) else 0)
+        n = svc.assigner.customers()
+        svc.metrics.refresh(consumer_lags(svc), n, n * encoded_size(), svc.assigner.segment_sizes())
         # aiohttp refuses a charset inside content_type, so the full type goes in as a header.
         return web.bytes(svc.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 

@@ -31,6 +31,7 @@ written back.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -84,6 +85,7 @@ class Assigner:
         self.horizon_days = horizon_days
         self.idle_days = idle_days
         self.schedules: dict[int, Schedule] = {}
+        self.sizes: dict[int, Counter[int]] = {}  # partition → segment id → customers
         self._model_version: dict[int, int] = {}  # partition → model version it was reassessed at
 
     def owns(self, partition: int) -> bool:
@@ -95,21 +97,39 @@ class Assigner:
         sch = Schedule(
             self.seed, self.sample_rate, self.max_daily_samples, self.horizon_days, self.idle_days
         )
+        sizes: Counter[int] = Counter()
         for cid, state in customers:
             sch.seen(cid, state.last_ts)
             sch.scored(cid, state)
+            if state.segment_id:
+                sizes[state.segment_id] += 1
         self.schedules[partition] = sch
+        self.sizes[partition] = sizes
         self._model_version[partition] = 0  # reassess once a model is there
 
     def release(self, partition: int) -> None:
         """Forget a partition this worker no longer owns."""
         self.schedules.pop(partition, None)
         self._model_version.pop(partition, None)
+        self.sizes.pop(partition, None)
 
-    def forget(self, partition: int, customer_id: str) -> None:
-        """Drop an erased customer."""
+    def forget(self, partition: int, customer_id: str, segment_id: int = 0) -> None:
+        """Drop an erased customer (who was in ``segment_id``, 0 for none)."""
         if partition in self.schedules:
             self.schedules[partition].forget(customer_id)
+            if segment_id:
+                self.sizes[partition][segment_id] -= 1
+
+    def customers(self) -> int:
+        """Customers in the partitions this worker has stepped since its assignment."""
+        return sum(len(s) for s in self.schedules.values())
+
+    def segment_sizes(self) -> dict[int, int]:
+        """Members per segment over those partitions."""
+        total: Counter[int] = Counter()
+        for sizes in self.sizes.values():
+            total.update(sizes)
+        return {sid: n for sid, n in sorted(total.items()) if n > 0}
 
     def step(
         self,
@@ -129,8 +149,16 @@ class Assigner:
         for cid, state in updated.items():
             sch.seen(cid, state.last_ts)
 
+        sizes = self.sizes[partition]
+
         def score(rows: list[tuple[str, CustomerState, int]]) -> None:
-            out.changes += seg.score(rows, emitted_at)
+            changes = seg.score(rows, emitted_at)
+            for c in changes:
+                if c.previous:
+                    sizes[c.previous.segment_id] -= 1
+                if c.current:
+                    sizes[c.current.segment_id] += 1
+            out.changes += changes
             for cid, state, _ in rows:
                 sch.scored(cid, state)
                 out.states[cid] = state

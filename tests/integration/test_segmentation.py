@@ -10,6 +10,7 @@ replay of the same file (ARI ≥ 0.9).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,24 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     ]
     published = sorted(e["model_version"] for e in lifecycle if e["kind"] == "model_published")
     assert published == sorted(json.loads(r.value)["version"] for r in models)
+
+    # Metrics agree with what came out of Kafka; no customer id in any label.
+    scraped = [w.metrics() for w in workers]
+    sizes: dict[str, float] = {}
+    for m in scraped:
+        for (name, labels), v in m.items():
+            if name == "microseg_segment_customers":
+                sizes[dict(labels)["segment"]] = sizes.get(dict(labels)["segment"], 0) + v
+            assert not any(val.startswith("sim-c") for _, val in labels), (name, labels)
+    want_sizes = Counter(str(s) for s in got.values())
+    assert {k: v for k, v in sizes.items() if v} == want_sizes
+    print("customers", [metric_sum(m, "microseg_customers") for m in scraped])
+    assert sum(metric_sum(m, "microseg_customers") for m in scraped) == len(got)
+    lag = [(n, dict(lb)) for m in scraped for (n, lb) in m if n == "microseg_consumer_lag_records"]
+    assert len(lag) == 3 * names.partitions, "a lag per assigned input partition"
+    assert sum(metric_sum(m, "microseg_consumer_lag_records") for m in scraped) == 0
+    assert sum(metric_sum(m, "microseg_event_time_lag_seconds_count") for m in scraped) > 0
+    assert all(metric_sum(m, "microseg_model_age_seconds") > 0 for m in scraped)
 
     # HTTP: a lookup answers the same on both workers (one of them routes it to the owner).
     for cid in customers[:5]:
