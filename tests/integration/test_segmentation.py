@@ -10,6 +10,7 @@ replay of the same file (ARI ≥ 0.9).
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,19 @@ SEGMENTATION = {
     "MICROSEG_PUBLISH_EVERY": "300",
     "MICROSEG_API_TOKEN": "test-erasure-token",
 }
+
+
+def outward_ip() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect(("10.255.255.255", 1))
+        ip = str(sock.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    return None if ip.startswith("127.") else ip
 
 
 def final_segments(changes: list[dict[str, object]]) -> dict[str, int]:
@@ -172,3 +186,11 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     assert sum(metric_sum(w.metrics(), "microseg_erasures_total") for w in workers) == 1
     for w in workers:
         assert "test-erasure-token" not in w.tail(10_000)
+
+    # Security: by default the HTTP server listens on loopback only.
+    ip = outward_ip()
+    if ip is not None:
+        for w in workers:
+            socket.create_connection(("127.0.0.1", w.port), timeout=1.0).close()
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((ip, w.port), timeout=1.0).close()
