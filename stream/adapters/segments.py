@@ -211,7 +211,7 @@ async def publish(svc: Service, model: SegmentModel) -> None:
     await svc.segment_model_topic.send(key=MODEL_KEY, value=model.encode())
     for e in lifecycle_events(model, matching):
         await svc.segment_events_topic.send(key=e.kind.encode(), value=e.model_dump_json().encode())
-    svc.segmenter.set_model(model, matching)
+    svc.segmenter.set_model(model)
     svc.metrics.model(model)
     log.info("published segment model v%d (%d segments)", model.version, len(model.segments))
 

@@ -128,7 +128,7 @@ class SegmentationStage:
         assert model is not None
         matching = self.trainer.history[-1]["matching"]
         self._score_dirty()  # what happened before the model changed is scored with the old one
-        self.segmenter.set_model(model, matching)
+        self.segmenter.set_model(model)
         self.events += [e.model_dump(mode="json") for e in lifecycle_events(model, matching)]
         self.models.append(json.loads(model.encode()))
         # Members of segments that no longer exist move now; the first model assigns everyone.

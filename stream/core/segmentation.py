@@ -74,17 +74,16 @@ class Segmenter:
         self.names: dict[int, str] = {}
         self._reshuffled: set[int] = set()
 
-    def set_model(self, model: SegmentModel, matching: Matching | None = None) -> None:
+    def set_model(self, model: SegmentModel) -> None:
         """Score with ``model`` from now on. Members of a segment that was merged or split away
-        move with reason ``model_update``; of a retired one, with ``segment_retired``."""
+        (``model.reshuffled``) move with reason ``model_update``; of a retired one, with
+        ``segment_retired``."""
         if self.model is not None and model.version <= self.model.version:
             return  # an older or the same snapshot (e.g. re-read from the compacted topic)
         self.model = model
         for s in model.segments:
             self.names[s.id] = s.name
         self._reshuffled |= set(model.reshuffled)
-        if matching is not None:
-            self._reshuffled |= set(matching.merges) | set(matching.splits)
 
     def reassess(
         self, customers: Iterable[tuple[str, CustomerState]], t: int

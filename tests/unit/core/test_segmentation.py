@@ -93,10 +93,14 @@ def test_a_merge_moves_members_with_reason_model_update() -> None:
     m = match_segments([1, 2, 3], old, new, next_id=4, max_distance=2.0)
     assert m.merges == {2: 1} and m.ids == [1, 3]
 
-    def model(version: int, ids: list[int], cs: np.ndarray) -> SegmentModel:
+    def model(
+        version: int, ids: list[int], cs: np.ndarray, reshuffled: list[int] | None = None
+    ) -> SegmentModel:
         segs = [Segment(i, f"S{i}", c.tolist(), [MicroSegment(10 + i, c.tolist())])
                 for i, c in zip(ids, cs, strict=True)]  # fmt: skip
-        return SegmentModel(version, 0, [0.0] * D, [1.0] * D, segs, 4, 20)
+        return SegmentModel(
+            version, 0, [0.0] * D, [1.0] * D, segs, 4, 20, reshuffled=reshuffled or []
+        )
 
     seg = Segmenter(holdout_share=0.0)
     seg.set_model(model(1, [1, 2, 3], old))
@@ -104,7 +108,7 @@ def test_a_merge_moves_members_with_reason_model_update() -> None:
     stay = CustomerState(last_ts=0, first_ts=0, t0=0)
     assert [c.current.segment_id for c in seg.score([("a", state, 0), ("b", stay, 0)])] == [1, 1]
     state.segment_id, state.micro_id = 2, 12  # as if a v1 customer of segment 2
-    seg.set_model(model(2, m.ids, new), m)
+    seg.set_model(model(2, m.ids, new, sorted(set(m.merges) | set(m.splits))))
     [moved] = seg.score([("a", state, 0), ("b", stay, 0)])  # "b" stays: no event for it
     assert (moved.customer_id, moved.reason, moved.previous.segment_id, moved.current.segment_id) == (
         "a", "model_update", 2, 1)  # fmt: skip
