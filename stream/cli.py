@@ -102,7 +102,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from stream.simulate import run_simulate
 
-    summary = run_simulate(args.out, args.truth, args.customers, args.days, args.seed)
+    summary = run_simulate(
+        args.out, args.truth, args.customers, args.days, args.seed, args.scenario
+    )
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
@@ -195,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--customers", type=int, default=3000)
     sm.add_argument("--days", type=int, default=60)
     sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument(
+        "--scenario",
+        choices=["default", "stationary", "churn-emerging"],
+        default="default",
+        help="default: gradual migrations and emergence; stationary: neither (drift false-alarm "
+        "calibration); churn-emerging: a churn wave and a sudden emerging persona",
+    )
     sm.set_defaults(func=_simulate)
 
     ev = sub.add_parser(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.errors import ConfigError
@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     idle_days: Annotated[float, Field(gt=0, le=365)] = 1.0
     tick_minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
     holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    max_segments: Annotated[int, Field(ge=2, le=12)] | None = None
+    drift: bool = True
+    customer_drift_threshold: Annotated[float, Field(gt=0, le=1000)] = 10.0
 
     embedded_broker_port: Annotated[int, Field(ge=0, le=65535)] = 0
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -125,6 +128,20 @@ class Settings(BaseSettings):
     def _bind(cls, v: str) -> str:
         ipaddress.ip_address(v)  # raises ValueError: an IP literal, so the bind is explicit
         return v
+
+    @model_validator(mode="after")
+    def _bound(self) -> Settings:
+        if self.max_segments is not None and self.max_segments < self.segments:
+            raise ValueError(
+                f"MICROSEG_MAX_SEGMENTS ({self.max_segments}) must be at least "
+                f"MICROSEG_SEGMENTS ({self.segments})"
+            )
+        return self
+
+    @property
+    def segment_bound(self) -> int:
+        """Most segments a model may have: ``max_segments``, by default ``segments`` + 2 (≤ 12)."""
+        return self.max_segments if self.max_segments is not None else min(self.segments + 2, 12)
 
     @property
     def brokers(self) -> list[str] | None:
@@ -184,15 +201,23 @@ def make_trainer(settings: Settings) -> Trainer:
         publish_every=settings.publish_every,
         warmup=settings.warmup_samples,
         seed=settings.seed,
+        max_segments=settings.segment_bound,
+        drift=settings.drift,
     )
 
 
 def make_segmenter(settings: Settings) -> Segmenter:
     """The scorer and change publisher configured by ``settings``."""
+    from stream.core.drift import CustomerDrift
     from stream.core.scoring import Scorer
     from stream.core.segmentation import Segmenter
 
-    return Segmenter(Scorer(settings.margin, settings.min_dwell_days), settings.holdout_share)
+    detector = CustomerDrift(settings.customer_drift_threshold) if settings.drift else None
+    return Segmenter(
+        Scorer(settings.margin, settings.min_dwell_days),
+        settings.holdout_share,
+        customer_drift=detector,
+    )
 
 
 def make_assigner(settings: Settings) -> Assigner:
@@ -229,5 +254,5 @@ def segmentation_config(settings: Settings) -> dict[str, Any]:
     """The settings that decide segmentation outputs (recorded in offline reports)."""
     names = ("segments", "micro_segments", "sample_rate", "publish_every", "warmup_samples",
              "micro_clusters", "seed", "margin", "min_dwell_days", "idle_days", "tick_minutes",
-             "holdout_share")  # fmt: skip
+             "holdout_share", "segment_bound", "drift", "customer_drift_threshold")  # fmt: skip
     return {n: getattr(settings, n) for n in names}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.config import Settings
+from stream.core.drift_eval import drift_report
 from stream.core.evaluation import evaluate
 from stream.core.features import NAMES
 from stream.errors import ReplayError
@@ -34,6 +35,8 @@ def run_evaluate(
         row = json.loads(line)
         features[row["customer_id"]] = [row["features"][k] for k in NAMES]
     result = evaluate(changes, features, answer, settings.segments)
+    lifecycle = [json.loads(line) for line in (out / "segment-events.jsonl").open("rb")]
+    result["drift"] = drift_report(lifecycle, changes, answer)
     result["replay"] = {"lines": report["counts"].get("lines", 0), "out": str(out)}
     result["settings"] = report["config"]
     (out / "evaluation.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stream.core.events import STREAM_OF_TYPE
-from stream.core.simulate import iter_events, plan, truth
+from stream.core.scenarios import CHURN_SHARE, SCENARIOS, churn_day, scenario_plan
+from stream.core.simulate import iter_events, truth
 
 
 @contextmanager
@@ -40,15 +41,26 @@ def _atomic(path: Path) -> Iterator[Callable[[bytes], int]]:
 
 
 def run_simulate(
-    out_events: Path, out_truth: Path, customers: int, days: int, seed: int
+    out_events: Path,
+    out_truth: Path,
+    customers: int,
+    days: int,
+    seed: int,
+    scenario: str = "default",
 ) -> dict[str, Any]:
     """Simulate ``customers`` over ``days`` from ``seed``; write events and truth; summarise.
+
+    ``scenario`` is one of `stream.core.scenarios.SCENARIOS` (``default``: the base plan).
 
     Returns a JSON-ready summary: the paths, the parameters, the number of events in total, per
     stream and per type, and how many customers end in each persona.
     """
-    p = plan(customers, days, seed)
+    p = scenario_plan(scenario, customers, days, seed)
     answer = truth(p)
+    answer["parameters"]["scenario"] = scenario
+    if scenario == "churn-emerging":
+        answer["parameters"]["churn_day"] = churn_day(days)
+        answer["parameters"]["churn_share"] = CHURN_SHARE
     by_type: Counter[str] = Counter()
     per_customer: Counter[str] = Counter()
     dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -81,6 +93,7 @@ def run_simulate(
         "customers": customers,
         "days": days,
         "seed": seed,
+        "scenario": scenario,
         **answer["events"],
         "persona_end_counts": answer["persona_end_counts"],
     }
@@ -94,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, default=3000)
     ap.add_argument("--days", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scenario", choices=SCENARIOS, default="default")
     a = ap.parse_args(argv)
-    summary = run_simulate(a.out_events, a.out_truth, a.customers, a.days, a.seed)
+    summary = run_simulate(a.out_events, a.out_truth, a.customers, a.days, a.seed, a.scenario)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -112,6 +112,17 @@ class Metrics:
         self.erasures = Counter(
             "microseg_erasures", "Customers erased (GDPR) on this worker.", registry=r
         )
+        self.drift = Counter(
+            "microseg_drift_detections",
+            "Drift detections by level (model_fit, segment: the trainer; customer: the scorer) "
+            "and river.drift detector.",
+            ["level", "detector"],
+            registry=r,
+        )
+        for level, detector in (("model_fit", "adwin"), ("segment", "adwin"),
+                                ("customer", "page_hinkley")):  # fmt: skip
+            self.drift.labels(level, detector)
+        self._customer_drifts = 0
         self.event_time_lag = Histogram(
             "microseg_event_time_lag_seconds",
             "Wall clock minus event time of each updated customer's newest event, per batch.",
@@ -200,3 +211,9 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+    def customer_drifts(self, total: int) -> None:
+        """Count the scorer's customer-level drift detections (``total`` so far)."""
+        if total > self._customer_drifts:
+            self.drift.labels("customer", "page_hinkley").inc(total - self._customer_drifts)
+            self._customer_drifts = total

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from stream.core.assigner import Step
 from stream.core.collate import SampleReport
+from stream.core.drift import Detection
 from stream.core.model import SegmentModel
-from stream.core.segmentation import lifecycle_events
+from stream.core.segmentation import drift_events, lifecycle_events
 from stream.core.state import CustomerState, StateDecodeError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ async def _send_step(svc: Service, step: Step) -> None:
         )
         m.samples_sent.inc(len(report.samples))
     m.rescored.inc(step.rescored)
+    m.customer_drifts(svc.segmenter.customer_drifts)
 
 
 def register(svc: Service) -> None:
@@ -198,11 +200,23 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             try:
                 model = tr.learn_one(raw, at)
                 svc.metrics.trainer_samples.inc()
+                await send_drift(svc, tr.take_detections())
                 if model is not None:
                     await publish(svc, model)
             except Exception:
                 svc.metrics.agent_errors.labels("trainer").inc()
                 log.exception("trainer failed on a sample; skipping it")
+
+
+async def send_drift(svc: Service, found: list[Detection]) -> None:
+    """Send the trainer's drift detections to ``segment-events`` and count them."""
+    if not found:
+        return
+    version = svc.segmenter.model.version if svc.segmenter.model else 0
+    for d, e in zip(found, drift_events(found, version), strict=True):
+        await svc.segment_events_topic.send(key=e.kind.encode(), value=e.model_dump_json().encode())
+        svc.metrics.drift.labels(d.level, d.detector).inc()
+        log.info("drift detected: %s %s (%s)", d.level, d.subject, d.statistic)
 
 
 async def publish(svc: Service, model: SegmentModel) -> None:

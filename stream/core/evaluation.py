@@ -33,8 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stream.core.features import DAY_MS
+from stream.core.kmeans import best_kmeans
 from stream.core.model import Z_CLIP, transform_many
-from stream.core.trainer import best_kmeans
 
 
 def _contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> NDArray[np.float64]:

@@ -21,7 +21,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-ChangeReason = Literal["behaviour", "new_customer", "model_update", "segment_retired", "erased"]
+ChangeReason = Literal[
+    "behaviour", "new_customer", "model_update", "segment_retired", "erased", "customer_drift"
+]
 LifecycleKind = Literal[
     "model_published",
     "segment_born",
@@ -47,7 +49,7 @@ def change_id(customer_id: str, version: int) -> str:
     return _digest("change", customer_id, str(version))
 
 
-def lifecycle_id(kind: str, model_version: int, *ids: int) -> str:
+def lifecycle_id(kind: str, model_version: int, *ids: int | str) -> str:
     """The event id of a lifecycle record (deterministic)."""
     return _digest(kind, str(model_version), *map(str, ids))
 
@@ -100,6 +102,23 @@ class SegmentChange(BaseModel):
     """Deterministic control-group flag (a fixed share of customers, by hashed id)."""
 
 
+class DriftInfo(BaseModel):
+    """What a ``drift_detected`` record detected (see `stream.core.drift`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    level: Literal["model_fit", "segment"]
+    detector: str
+    """The `river.drift` detector: ``adwin``."""
+    subject: str
+    """``model``, or ``segment:<id>:share`` / ``segment:<id>:spread``."""
+    statistic: str
+    """The monitored statistic and its change, human-readable."""
+    before: float
+    after: float
+    """The statistic's mean over the older and the recent part of the detector's window."""
+
+
 class SegmentEvent(BaseModel):
     """Model and segment lifecycle; the value of a ``segment-events`` record."""
 
@@ -117,3 +136,6 @@ class SegmentEvent(BaseModel):
     names: dict[str, str] = {}
     """Segment id → name (for ``model_published`` and ``segment_born``)."""
     detail: str = ""
+    drift: DriftInfo | None = None
+    """For ``drift_detected``: level, detector, subject, statistic (``model_version``: the model
+    in use, ``event_time``: the sample's event time)."""

@@ -95,8 +95,13 @@ class Scorer:
         current: Sequence[Assignment | None],
         ts: Sequence[int],
         reason: str = "behaviour",
+        drifted: Sequence[bool] = (),
     ) -> list[Assignment | None]:
-        """New assignments for the rows of ``z`` (None: stay where they are)."""
+        """New assignments for the rows of ``z`` (None: stay where they are).
+
+        Rows flagged in ``drifted`` (customer-level drift, `stream.core.drift`) are re-evaluated
+        at once: no minimum dwell, half the margin, and a move says ``customer_drift``.
+        """
         cm = self.compile(model)
         d = distances(cm.centroids, z)
         if d.shape[1] > 1:
@@ -118,13 +123,13 @@ class Scorer:
                 out.append(Assignment(cm.ids[best], micro, confidence, t, why))
                 continue
             drow = d[row]
-            if (
-                best != cur_idx
-                and t - cur.since >= self._dwell_ms
-                and drow[best] < keep * drow[cur_idx]
-            ):
+            urgent = row < len(drifted) and drifted[row]
+            normal = drow[best] < keep * drow[cur_idx] and t - cur.since >= self._dwell_ms
+            drift_move = urgent and drow[best] < (1.0 - self.margin / 2) * drow[cur_idx]
+            if best != cur_idx and (normal or drift_move):
                 micro = self._micro(cm, best, z[row], None)
-                out.append(Assignment(cm.ids[best], micro, confidence, t, reason))
+                why = "customer_drift" if urgent else reason
+                out.append(Assignment(cm.ids[best], micro, confidence, t, why))
                 continue
             micro = self._micro(cm, cur_idx, z[row], cur.micro_id)
             if micro == cur.micro_id:

@@ -24,7 +24,7 @@ from typing import Any
 from stream.core.features import DAY_MS, vector
 from stream.core.outputs import SegmentChange
 from stream.core.schedule import Schedule
-from stream.core.segmentation import Segmenter, lifecycle_events, rescore_due
+from stream.core.segmentation import Segmenter, drift_events, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
 from stream.core.trainer import Trainer
 
@@ -80,6 +80,7 @@ class SegmentationStage:
         self.changes: list[SegmentChange] = []
         self.events: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
+        self.drift_counts: Counter[tuple[str, str]] = Counter()
 
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
         """Note the update; close the ticks and days that ``t`` has passed."""
@@ -120,8 +121,18 @@ class SegmentationStage:
         for cid in self.schedule.sample(watermark):
             s = self.customers[cid]
             x = vector(s, max(watermark, s.last_ts))
-            if self.trainer.learn_one(x, watermark) is not None:
+            published = self.trainer.learn_one(x, watermark) is not None
+            self._drift()
+            if published:
                 self._publish(watermark)
+
+    def _drift(self) -> None:
+        found = self.trainer.take_detections()
+        if found:
+            model = self.segmenter.model
+            self.events += [e.model_dump(mode="json")
+                            for e in drift_events(found, model.version if model else 0)]  # fmt: skip
+            self.drift_counts.update((d.level, d.detector) for d in found)
 
     def _publish(self, t: int) -> None:
         model = self.trainer.model
@@ -161,6 +172,10 @@ class SegmentationStage:
                 "changes": len(self.changes),
                 "changes_by_reason": dict(sorted(Counter(c.reason for c in self.changes).items())),
                 "assigned_customers": sum(1 for s in self.customers.values() if s.segment_id),
+                "drift_detections": {
+                    **{f"{lvl}/{det}": n for (lvl, det), n in sorted(self.drift_counts.items())},
+                    "customer/page_hinkley": self.segmenter.customer_drifts,
+                },
             },
             "segments": self.profiles(),
         }

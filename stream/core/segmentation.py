@@ -28,12 +28,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from stream.core.drift import FRESH, CustomerDrift, Detection
 from stream.core.explain import explain
 from stream.core.features import NAMES, vector
 from stream.core.identity import Matching
 from stream.core.model import SegmentModel
 from stream.core.outputs import (
+    DriftInfo,
     SegmentChange,
     SegmentEvent,
     SegmentRef,
@@ -41,7 +44,7 @@ from stream.core.outputs import (
     lifecycle_id,
     rfc3339_ms,
 )
-from stream.core.scoring import Assignment, Scorer
+from stream.core.scoring import Assignment, Compiled, Scorer
 from stream.core.state import NO_TIME, CustomerState
 
 
@@ -62,14 +65,24 @@ class Segmenter:
         Share of customers flagged as control group on their change events.
     explain_features
         Features per explanation.
+    customer_drift
+        The customer-level drift detector (None: off). It follows each assigned customer's
+        distance to their segment; a customer who drifts is re-evaluated at once (see
+        `Scorer.decide_many`) and counted in ``customer_drifts``.
     """
 
     def __init__(
-        self, scorer: Scorer | None = None, holdout_share: float = 0.05, explain_features: int = 3
+        self,
+        scorer: Scorer | None = None,
+        holdout_share: float = 0.05,
+        explain_features: int = 3,
+        customer_drift: CustomerDrift | None = None,
     ) -> None:
         self.scorer = scorer or Scorer()
         self.holdout_share = holdout_share
         self.explain_features = explain_features
+        self.customer_drift = customer_drift
+        self.customer_drifts = 0
         self.model: SegmentModel | None = None
         self.names: dict[int, str] = {}
         self._reshuffled: set[int] = set()
@@ -120,13 +133,18 @@ class Segmenter:
             Assignment(s.segment_id, s.micro_id, 0.0, s.seg_since, "") if s.segment_id else None
             for _, s, _ in batch
         ]
-        decisions = self.scorer.decide_many(model, z, current, [at for _, _, at in batch], reason)
         cm = self.scorer.compile(model)
+        drifted = self._drifted(cm, z, [s for _, s, _ in batch])
+        decisions = self.scorer.decide_many(
+            model, z, current, [at for _, _, at in batch], reason, drifted
+        )
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):
             state.scored_at = max(state.scored_at, at)
             if new is None:
                 continue
+            if new.segment_id != state.segment_id:
+                state.drift = FRESH  # a new place: the customer's history starts over
             why = new.reason
             if why == "segment_retired" and state.segment_id in self._reshuffled:
                 why = "model_update"
@@ -153,6 +171,24 @@ class Segmenter:
                 )
             )
         return changes
+
+    def _drifted(
+        self, cm: Compiled, z: NDArray[np.float64], states: list[CustomerState]
+    ) -> list[bool]:
+        """Feed each assigned customer's distance to their segment to their drift detector."""
+        detector = self.customer_drift
+        if detector is None:
+            return []
+        rows = [i for i, s in enumerate(states) if s.segment_id in cm.index]
+        if not rows:
+            return []
+        own = cm.centroids[[cm.index[states[i].segment_id] for i in rows]]
+        dist = np.sqrt(((z[rows] - own) ** 2).sum(axis=1)).tolist()
+        out = [False] * len(states)
+        for i, d in zip(rows, dist, strict=True):
+            states[i].drift, out[i] = detector.update(states[i].drift, d)
+        self.customer_drifts += sum(out)
+        return out
 
     def describe(self, customer_id: str, state: CustomerState) -> dict[str, Any]:
         """What ``GET /customers/{id}`` answers: assignment, explanation and features.
@@ -262,4 +298,19 @@ def lifecycle_events(model: SegmentModel, matching: Matching | None) -> list[Seg
         out.append(SegmentEvent(
             event_id=lifecycle_id("segment_retired", v, sid), kind="segment_retired",
             model_version=v, event_time=t, segment_ids=[sid]))  # fmt: skip
+    return out
+
+
+def drift_events(detections: Iterable[Detection], model_version: int) -> list[SegmentEvent]:
+    """The ``segment-events`` records of drift detections (model-fit and segment level)."""
+    out = []
+    for d in detections:
+        sid = d.subject.split(":")[1] if d.subject.startswith("segment:") else ""
+        out.append(SegmentEvent(
+            event_id=lifecycle_id("drift_detected", model_version, d.subject, d.t),
+            kind="drift_detected", model_version=model_version, event_time=rfc3339_ms(d.t),
+            segment_ids=[int(sid)] if sid else [], detail=d.statistic,
+            drift=DriftInfo(level=d.level, detector=d.detector, subject=d.subject,  # type: ignore[arg-type]
+                            statistic=d.statistic, before=round(d.before, 6),
+                            after=round(d.after, 6))))  # fmt: skip
     return out

@@ -11,10 +11,13 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
 * the 64-bit hashes of the last `RECENT_IDS` event ids, so a re-sent event is recognised;
 * counters: events per stream, duplicates skipped, events too old to apply;
 * the segment assignment (`stream.core.segmentation`): segment and micro-segment ids, since
-  when, the per-customer change version, and when the customer was last scored.
+  when, the per-customer change version, and when the customer was last scored;
+* the customer-level drift detector (`stream.core.drift.CustomerDrift`): evaluations seen, mean
+  distance, cumulative sum and its minimum.
 
-The encoding is a versioned little-endian ``struct`` layout (never pickle): 362 bytes. Version 1
-records (334 bytes, before the assignment was added) are still read, as "not yet assigned".
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 376 bytes. Version 1
+records (334 bytes, before the assignment was added) are still read, as "not yet assigned";
+version 2 (362 bytes, before the drift detector) as "no drift history".
 
 >>> s = CustomerState()
 >>> email = STREAM_INDEX[Stream.EMAIL]
@@ -23,7 +26,7 @@ records (334 bytes, before the assignment was added) are still read, as "not yet
 >>> s.admit_event_id("ev-1"), s.admit_event_id("ev-1")
 (True, False)
 >>> CustomerState.decode(s.encode()) == s, len(s.encode())
-(True, 362)
+(True, 376)
 """
 
 from __future__ import annotations
@@ -39,13 +42,16 @@ STREAM_INDEX = {s: i for i, s in enumerate(STREAMS)}
 N_SUMS = 37
 RECENT_IDS = 12
 NO_TIME = -(2**63)
-VERSION = 2
+VERSION = 3
 
 # version, sums, t0/first/last/last_purchase, events[3], duplicates, too_old,
 # partitions[3], offsets[3], ring position, recent event-id hashes
 _V1 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q")
 # v1, then segment id, micro-segment id, in the segment since, change version, last scored
 _V2 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3Iqq")
+# v2, then the drift detector: evaluations, mean, cumulative sum, its minimum
+_V3 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3IqqH3f")
+_NO_DRIFT = (0, 0.0, 0.0, float("inf"))
 
 
 class StateDecodeError(ValueError):
@@ -85,6 +91,8 @@ class CustomerState:
     seg_version: int = 0  # segment-change events emitted for this customer
     seg_since: int = NO_TIME
     scored_at: int = NO_TIME
+    drift: tuple[int, float, float, float] = _NO_DRIFT
+    """Customer drift detector state (`stream.core.drift.page_hinkley_step`)."""
 
     def admit_offset(self, i: int, partition: int, offset: int) -> bool:
         """Mark ``partition``/``offset`` of the stream with index ``i`` (`STREAM_INDEX`) applied.
@@ -118,20 +126,22 @@ class CustomerState:
 
     def encode(self) -> bytes:
         """The versioned binary encoding."""
-        return _V2.pack(
+        return _V3.pack(
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
             *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
             self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id, self.seg_version,
-            self.seg_since, self.scored_at,
+            self.seg_since, self.scored_at, *self.drift,
         )  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> CustomerState:
         """Read any supported version; raise `StateDecodeError` on anything else."""
-        if data and data[0] == 2 and len(data) == _V2.size:
-            v = _V2.unpack(data)
+        if data and data[0] == 3 and len(data) == _V3.size:
+            v = _V3.unpack(data)
+        elif data and data[0] == 2 and len(data) == _V2.size:
+            v = (*_V2.unpack(data), *_NO_DRIFT)
         elif data and data[0] == 1 and len(data) == _V1.size:
-            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME)
+            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME, *_NO_DRIFT)
         else:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         n = 1 + N_SUMS
@@ -142,9 +152,10 @@ class CustomerState:
             too_old=v[n + 8], partitions=list(v[n + 9 : n + 12]), offsets=list(v[n + 12 : n + 15]),
             ring_pos=v[n + 15], recent_ids=list(v[n + 16 : a]), segment_id=v[a],
             micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3], scored_at=v[a + 4],
+            drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]),
         )  # fmt: skip
 
 
 def encoded_size() -> int:
     """Bytes per customer in the table (the value; the key is the customer id)."""
-    return _V2.size
+    return _V3.size

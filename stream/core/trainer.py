@@ -18,78 +18,25 @@ version (`stream.core.identity`). A snapshot is published every ``publish_every`
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from river import cluster
 
+from stream.core.adapt import grow, retire
+from stream.core.drift import Detection, ModelFit, SegmentShare
 from stream.core.features import FEATURES
 from stream.core.identity import match_segments, transfer_matrix
+from stream.core.kmeans import best_kmeans, inertia, weighted_kmeans
 from stream.core.model import Z_CLIP, MicroSegment, Segment, SegmentModel, transform
 from stream.core.naming import name_segments
 
 Array = NDArray[np.float64]
 _KEYS = [f"f{i}" for i in range(len(FEATURES))]
-
-
-def weighted_kmeans(
-    points: Array, weights: Array, k: int, seed: int, iters: int = 60, init: Array | None = None
-) -> tuple[Array, list[int]]:
-    """Seeded weighted k-means (k-means++ initialisation, or from ``init``); returns centroids
-    and labels.
-
-    Centroids come out sorted lexicographically, so the order does not depend on initialisation.
-    """
-    n = len(points)
-    w = np.maximum(weights, 1e-12)
-    if init is not None:
-        c = np.asarray(init, dtype=np.float64).copy()
-        k = len(c)
-    else:
-        k = min(k, n)
-        rng = np.random.default_rng(seed)
-        centres = [points[int(rng.choice(n, p=w / w.sum()))]]
-        for _ in range(1, k):
-            d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
-            centres.append(
-                points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
-            )
-        c = np.asarray(centres, dtype=np.float64)
-    labels = np.zeros(n, dtype=int)
-    for _ in range(iters):
-        labels = ((points[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
-        new = c.copy()
-        for j in range(k):
-            mask = labels == j
-            if mask.any():
-                new[j] = (points[mask] * w[mask, None]).sum(0) / w[mask].sum()
-        if np.allclose(new, c):
-            break
-        c = new
-    order = np.lexsort(c.T[::-1])
-    remap = {int(old): new_i for new_i, old in enumerate(order)}
-    return c[order], [remap[int(x)] for x in labels]
-
-
-def inertia(points: Array, weights: Array, centroids: Array, labels: list[int]) -> float:
-    """Weighted sum of squared distances of points to their centroids."""
-    return float((((points - centroids[labels]) ** 2).sum(axis=1) * weights).sum())
-
-
-def best_kmeans(
-    points: Array, weights: Array, k: int, seed: int, n_init: int = 8
-) -> tuple[Array, list[int]]:
-    """`weighted_kmeans` from ``n_init`` seeds (``seed``, ``seed + 1``, …); the lowest weighted
-    inertia wins (the earliest seed on a tie)."""
-    best: tuple[float, Array, list[int]] | None = None
-    for s in range(seed, seed + n_init):
-        c, labels = weighted_kmeans(points, weights, k, s)
-        score = inertia(points, weights, c, labels)
-        if best is None or score < best[0] - 1e-9:
-            best = (score, c, labels)
-    assert best is not None
-    return best[1], best[2]
+RECENT_SAMPLES = 1000
+"""Samples kept to re-weigh River's micro-clusters while adapting to drift."""
 
 
 class Trainer:
@@ -121,6 +68,19 @@ class Trainer:
     restructure_gain
         A fresh k-means replaces the refined previous segments only if it lowers the weighted
         inertia by at least this share (segments change shape only when it pays).
+    max_segments
+        Upper bound on the number of segments after model-fit drift lets one be born (None:
+        ``n_segments``, no growth).
+    drift
+        Run the model-fit and segment drift detectors (`stream.core.drift`) on the samples.
+    adapt_samples
+        After drift, the next snapshot comes this many samples later (not at the cadence); after
+        model-fit drift River forgets faster until then (its horizon shrinks to this many
+        samples), the derivation weighs micro-clusters by the recent samples they hold, and a
+        segment may be born (`stream.core.adapt.grow`).
+    birth_share, retire_share
+        A newborn segment must hold this share of the recent samples; a segment holding less
+        than ``retire_share`` is retired (`stream.core.adapt.retire`).
     """
 
     def __init__(
@@ -135,6 +95,11 @@ class Trainer:
         restructure_gain: float = 0.1,
         time_window: int = 2000,
         scaler_halflife: float | None = None,
+        max_segments: int | None = None,
+        drift: bool = True,
+        adapt_samples: int = 200,
+        birth_share: float = 0.03,
+        retire_share: float = 0.005,
     ) -> None:
         self.n_segments = n_segments
         self.micro_per_segment = micro_per_segment
@@ -146,6 +111,18 @@ class Trainer:
         self.restructure_gain = restructure_gain
         self.time_window = time_window
         self.scaler_halflife = scaler_halflife
+        self.max_segments = max_segments
+        self.drift = drift
+        self.adapt_samples = adapt_samples
+        self.birth_share = birth_share
+        self.retire_share = retire_share
+        self.model_fit = ModelFit()
+        self.segment_drift = SegmentShare()
+        self.detections: list[Detection] = []
+        """Drift detections not yet taken (`take_detections`)."""
+        self._publish_at: int | None = None
+        self._adapting = False
+        self._recent: deque[Array] = deque(maxlen=RECENT_SAMPLES)
         self._alpha = 0.0 if scaler_halflife is None else 1.0 - 0.5 ** (1.0 / scaler_halflife)
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
@@ -189,8 +166,33 @@ class Trainer:
             self._var = (1.0 - self._alpha) * (self._var + self._alpha * delta * delta)
         z = np.clip((x - self._mean) / self._std(), -Z_CLIP, Z_CLIP)
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
-        due = self.n >= self.warmup and (self.model is None or self.n % self.publish_every == 0)
+        self._recent.append(z)
+        if self.drift and self.model is not None:
+            self._watch(self.model, raw, t)
+        due = self.n >= self.warmup and (
+            self.model is None or self.n % self.publish_every == 0 or self.n == self._publish_at
+        )
         return self.publish(t) if due else None
+
+    def take_detections(self) -> list[Detection]:
+        """The drift detections since the last call (for ``segment-events``)."""
+        out, self.detections = self.detections, []
+        return out
+
+    def _watch(self, model: SegmentModel, raw: list[float], t: int) -> None:
+        """Feed the drift detectors one sample, as the current model scores it; adapt on drift."""
+        d = np.sqrt(((model.centroids() - model.scale(raw)[None, :]) ** 2).sum(axis=1))
+        j = int(d.argmin())
+        fit = self.model_fit.update(float(d[j]), t)
+        found = self.segment_drift.update(model.segments[j].id, float(d[j]), t)
+        if fit is not None:
+            found.insert(0, fit)
+            if not self._adapting:  # learn the new situation faster, then publish
+                self._adapting = True
+                self.clusterer.time_window = min(self.time_window, self.adapt_samples)
+        if found and self._publish_at is None:
+            self._publish_at = self.n + self.adapt_samples
+        self.detections += found
 
     def _std(self) -> Array:
         return np.sqrt(np.maximum(self._var, 1e-12))
@@ -206,21 +208,31 @@ class Trainer:
         mcs = list(self.clusterer.micro_clusters.values())
         points = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
         weights = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
+        adapting = self._adapting
+        if adapting:  # re-weigh River's state by where the recent samples are
+            weights = recent_weights(points, np.asarray(self._recent), weights)
         prev = self.model
-        centroids, labels = best_kmeans(points, weights, self.n_segments, self.seed)
-        if prev is not None and len(prev.segments) == self.n_segments:
+        k = len(prev.segments) if prev is not None else self.n_segments
+        centroids, labels = best_kmeans(points, weights, k, self.seed)
+        if prev is not None:
             # Keep the previous structure unless a fresh solution is clearly better: refine the
             # previous centroids (moved into the current scaling) and compare inertias.
             warm_c, warm_l = weighted_kmeans(
-                points,
-                weights,
-                self.n_segments,
-                self.seed,
-                init=self._rescaled(prev.centroids(), prev),
+                points, weights, k, self.seed, init=self._rescaled(prev.centroids(), prev)
             )
             fresh = inertia(points, weights, centroids, labels)
             if fresh >= (1.0 - self.restructure_gain) * inertia(points, weights, warm_c, warm_l):
                 centroids, labels = warm_c, warm_l
+        if adapting and k < (self.max_segments or self.n_segments):
+            grown = grow(points, weights, centroids, self.seed, self.birth_share,
+                         self.restructure_gain, self.match_distance)  # fmt: skip
+            if grown is not None:
+                centroids, labels = grown
+        if adapting:
+            centroids, labels = retire(
+                points, weights, centroids, labels, self.retire_share, 2, self.seed
+            )
+        self._end_adaptation()
         if prev is None:
             ids = list(range(1, len(centroids) + 1))
             next_id = len(centroids) + 1
@@ -290,7 +302,24 @@ class Trainer:
         )
         self.model = model
         self.history.append({"version": model.version, "matching": matching})
+        self.model_fit.reset()
+        self.segment_drift.reset([seg.id for seg in model.segments])
         return model
+
+    def _end_adaptation(self) -> None:
+        self._adapting = False
+        self._publish_at = None
+        self.clusterer.time_window = self.time_window
+
+
+def recent_weights(points: Array, recent: Array, weights: Array) -> Array:
+    """Micro-cluster weights by the recent samples nearest to each (plus a trace of the old
+    weights, so no micro-cluster weighs nothing)."""
+    if len(recent) == 0:
+        return weights
+    nearest = ((recent[:, None, :] - points[None]) ** 2).sum(axis=2).argmin(axis=1)
+    counts = np.bincount(nearest, minlength=len(points)).astype(np.float64)
+    return counts + 1e-3 * weights / max(float(weights.sum()), 1e-12) * len(recent)
 
 
 def _micro_ids(

@@ -79,6 +79,17 @@ def test_encoding_round_trips(
     assert CustomerState.decode(data) == s
 
 
+def test_older_versions_decode_without_drift_history() -> None:
+    s = CustomerState(last_ts=7, segment_id=2, micro_id=5, seg_version=3, seg_since=4, scored_at=6,
+                      drift=(9, 1.5, 2.5, -0.5))  # fmt: skip
+    v3 = s.encode()
+    v2 = b"\x02" + v3[1:362]  # version 2 is version 3 without the 14 drift bytes
+    back = CustomerState.decode(v2)
+    assert (back.segment_id, back.micro_id, back.seg_version, back.scored_at) == (2, 5, 3, 6)
+    assert back.drift == CustomerState().drift
+    assert CustomerState.decode(v3).drift == (9, 1.5, 2.5, -0.5)
+
+
 @pytest.mark.parametrize("data", [b"", b"\x02" + bytes(333), b"\x01" + bytes(10)])
 def test_unknown_encodings_are_refused(data: bytes) -> None:
     with pytest.raises(StateDecodeError):

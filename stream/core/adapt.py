@@ -1,0 +1,89 @@
+"""Adapting the set of segments: an emerging dense region is born, an emptied segment retires.
+
+The trainer derives ``k`` segments from River's weighted micro-clusters. After model-fit drift
+(`stream.core.drift.ModelFit`) it may add one: `grow` seeds a ``k + 1``-th centroid at the
+micro-clusters farthest from every current centroid (weight × squared distance, beyond
+``min_distance``), refines all ``k + 1`` from there, and keeps the result only if the new segment
+holds at least ``birth_share`` of the weight and the weighted inertia falls by ``gain``. `retire`
+drops segments holding less than ``retire_share`` of the weight (never below ``min_k``). Both
+are deterministic; the stable-identity matching (`stream.core.identity`) then labels the result
+born / retired / split / merged against the previous version.
+
+>>> import numpy as np
+>>> pts = np.asarray([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [9.0, 0.0], [9.2, 0.0]])
+>>> w = np.asarray([10.0, 10.0, 10.0, 4.0, 4.0])
+>>> c, labels = weighted_kmeans(pts, w, 2, seed=1)
+>>> grown = grow(pts, w, c, seed=1, birth_share=0.1, gain=0.1, min_distance=2.0)
+>>> c.round(1).tolist(), grown[0].round(1).tolist()
+([[0.1, 0.0], [6.8, 2.8]], [[0.1, 0.0], [5.0, 5.0], [9.1, 0.0]])
+>>> retire(pts, w, grown[0], grown[1], retire_share=0.3, min_k=2, seed=1)[0].round(1).tolist()
+[[0.1, 0.0], [6.8, 2.8]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.core.kmeans import inertia, weighted_kmeans
+
+Array = NDArray[np.float64]
+
+__all__ = ["grow", "retire", "weighted_kmeans"]
+
+
+def _nearest(points: Array, centroids: Array) -> tuple[Array, list[int]]:
+    d2 = ((points[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+    return d2.min(axis=1), [int(i) for i in d2.argmin(axis=1)]
+
+
+def grow(
+    points: Array,
+    weights: Array,
+    centroids: Array,
+    seed: int,
+    birth_share: float,
+    gain: float,
+    min_distance: float,
+) -> tuple[Array, list[int]] | None:
+    """``k + 1`` centroids with a newborn segment, or None if no dense new region pays."""
+    d2, labels = _nearest(points, centroids)
+    far = d2 > min_distance**2
+    if not far.any():
+        return None
+    score = np.where(far, weights * d2, -1.0)
+    seed_point = points[int(score.argmax())]
+    c, new_labels = weighted_kmeans(
+        points, weights, len(centroids) + 1, seed, init=np.vstack([centroids, seed_point])
+    )
+    if len(set(new_labels)) < len(c):
+        return None
+    shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()
+    # the newborn: the centroid farthest from every previous one
+    born = int(_nearest(c, centroids)[0].argmax())
+    if shares[born] < birth_share:
+        return None
+    if inertia(points, weights, c, new_labels) > (1.0 - gain) * inertia(
+        points, weights, centroids, labels
+    ):
+        return None
+    return c, new_labels
+
+
+def retire(
+    points: Array,
+    weights: Array,
+    centroids: Array,
+    labels: list[int],
+    retire_share: float,
+    min_k: int,
+    seed: int,
+) -> tuple[Array, list[int]]:
+    """Drop the segments holding less than ``retire_share`` of the weight (keeping ``min_k``)."""
+    shares = np.bincount(labels, weights=weights, minlength=len(centroids)) / weights.sum()
+    order = [int(i) for i in np.argsort(shares, kind="stable")]
+    drop = [i for i in order if shares[i] < retire_share][: max(len(centroids) - min_k, 0)]
+    if not drop:
+        return centroids, labels
+    keep = np.asarray([i for i in range(len(centroids)) if i not in drop])
+    return weighted_kmeans(points, weights, len(keep), seed, init=centroids[keep])

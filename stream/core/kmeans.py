@@ -1,0 +1,74 @@
+"""Seeded, weighted k-means: how segments are derived from River's weighted micro-clusters.
+
+>>> import numpy as np
+>>> pts = np.asarray([[0.0], [0.1], [5.0], [5.2]])
+>>> c, labels = best_kmeans(pts, np.ones(4), 2, seed=3)
+>>> c.round(2).tolist(), labels
+([[0.05], [5.1]], [0, 0, 1, 1])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+
+
+def weighted_kmeans(
+    points: Array, weights: Array, k: int, seed: int, iters: int = 60, init: Array | None = None
+) -> tuple[Array, list[int]]:
+    """Seeded weighted k-means (k-means++ initialisation, or from ``init``); returns centroids
+    and labels.
+
+    Centroids come out sorted lexicographically, so the order does not depend on initialisation.
+    """
+    n = len(points)
+    w = np.maximum(weights, 1e-12)
+    if init is not None:
+        c = np.asarray(init, dtype=np.float64).copy()
+        k = len(c)
+    else:
+        k = min(k, n)
+        rng = np.random.default_rng(seed)
+        centres = [points[int(rng.choice(n, p=w / w.sum()))]]
+        for _ in range(1, k):
+            d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
+            centres.append(
+                points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
+            )
+        c = np.asarray(centres, dtype=np.float64)
+    labels = np.zeros(n, dtype=int)
+    for _ in range(iters):
+        labels = ((points[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        new = c.copy()
+        for j in range(k):
+            mask = labels == j
+            if mask.any():
+                new[j] = (points[mask] * w[mask, None]).sum(0) / w[mask].sum()
+        if np.allclose(new, c):
+            break
+        c = new
+    order = np.lexsort(c.T[::-1])
+    remap = {int(old): new_i for new_i, old in enumerate(order)}
+    return c[order], [remap[int(x)] for x in labels]
+
+
+def inertia(points: Array, weights: Array, centroids: Array, labels: list[int]) -> float:
+    """Weighted sum of squared distances of points to their centroids."""
+    return float((((points - centroids[labels]) ** 2).sum(axis=1) * weights).sum())
+
+
+def best_kmeans(
+    points: Array, weights: Array, k: int, seed: int, n_init: int = 8
+) -> tuple[Array, list[int]]:
+    """`weighted_kmeans` from ``n_init`` seeds (``seed``, ``seed + 1``, …); the lowest weighted
+    inertia wins (the earliest seed on a tie)."""
+    best: tuple[float, Array, list[int]] | None = None
+    for s in range(seed, seed + n_init):
+        c, labels = weighted_kmeans(points, weights, k, s)
+        score = inertia(points, weights, c, labels)
+        if best is None or score < best[0] - 1e-9:
+            best = (score, c, labels)
+    assert best is not None
+    return best[1], best[2]

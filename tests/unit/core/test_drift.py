@@ -1,0 +1,188 @@
+"""Drift detection on constructed streams where the answer is known (issue 5)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from river import drift as river_drift
+
+from stream.core.drift import FRESH, CustomerDrift, ModelFit, SegmentShare, page_hinkley_step
+from stream.core.features import DAY_MS
+from stream.core.model import MicroSegment, Segment, SegmentModel
+from stream.core.outputs import SegmentEvent
+from stream.core.scoring import Scorer
+from stream.core.segmentation import Segmenter, drift_events, lifecycle_events
+from stream.core.state import CustomerState
+from stream.core.trainer import Trainer
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_half_sigma_rise_in_fit_distance_is_caught_within_a_few_hundred_values(seed: int) -> None:
+    rng = random.Random(seed)
+    fit = ModelFit()
+    for t in range(2000):
+        assert fit.update(rng.gauss(3.0, 1.0), t) is None  # stationary: no alarm
+    hits = [t for t in range(2000, 3000) if fit.update(rng.gauss(3.5, 1.0), t)]
+    assert hits and hits[0] - 2000 <= 400
+    first = fit.update  # the detection reports the rise
+    assert first is not None
+
+
+def test_model_fit_reports_the_rise_and_ignores_a_better_fit() -> None:
+    rng = random.Random(7)
+    fit = ModelFit()
+    got = [fit.update(rng.gauss(3.0, 1.0), t) for t in range(1500)]
+    got += [fit.update(rng.gauss(2.0, 1.0), t) for t in range(1500, 3000)]  # fit improved
+    assert not any(got)
+    d = next(d for t in range(3000, 4000) if (d := fit.update(rng.gauss(3.0, 1.0), t)))
+    assert (d.level, d.detector, d.subject) == ("model_fit", "adwin", "model")
+    assert d.after - d.before >= fit.min_rise and d.t >= 3000
+
+
+def test_no_model_fit_false_alarm_on_long_stationary_streams() -> None:
+    for seed in range(3):
+        rng = random.Random(seed)
+        fit = ModelFit()
+        # heavy-tailed, skewed like real distances (chi with 28 degrees of freedom, scaled)
+        assert not [t for t in range(50_000)
+                    if fit.update(math.sqrt(sum(rng.gauss(0, 1) ** 2 for _ in range(4))), t)]  # fmt: skip
+
+
+def test_segment_share_and_spread_changes_are_caught() -> None:
+    rng = np.random.default_rng(1)
+    seg = SegmentShare()
+    seg.reset([1, 2, 3])
+    stationary = []
+    for t in range(3000):
+        stationary += seg.update(int(rng.choice([1, 2, 3], p=[0.2, 0.4, 0.4])), 2.0, t)
+    assert stationary == []
+    grown = []
+    for t in range(3000, 4000):  # segment 1 grows from 20 % to 50 %
+        grown += seg.update(int(rng.choice([1, 2, 3], p=[0.5, 0.25, 0.25])), 2.0, t)
+    subjects = {d.subject for d in grown}
+    assert "segment:1:share" in subjects
+    first = min(d.t for d in grown if d.subject == "segment:1:share")
+    assert first - 3000 <= 300
+    hit = next(d for d in grown if d.subject == "segment:1:share")
+    assert hit.before < hit.after
+    spread = []
+    for t in range(4000, 6000):  # segment 2's members move away from its centroid
+        spread += seg.update(2, float(rng.normal(2.0 if t < 5000 else 2.6, 0.5)), t)
+    assert any(d.subject == "segment:2:spread" and d.t >= 5000 for d in spread)
+
+
+def test_compact_page_hinkley_is_rivers_page_hinkley() -> None:
+    rng = random.Random(4)
+    xs = [abs(rng.gauss(1, 0.3)) for _ in range(3000)] + [
+        abs(rng.gauss(1.6, 0.3)) for _ in range(300)
+    ]
+    ph = river_drift.PageHinkley(min_instances=5, delta=0.1, threshold=3.0, alpha=0.999, mode="up")
+    theirs, ours, state = [], [], FRESH
+    for i, x in enumerate(xs):
+        ph.update(x)
+        if ph.drift_detected:
+            theirs.append(i)
+        state, hit = page_hinkley_step(state, x, 0.1, 3.0, 0.999, 5)
+        if hit:
+            ours.append(i)
+            state = FRESH
+    assert ours == theirs and ours and ours[-1] >= 3000
+
+
+def test_customer_drift_on_a_customer_moving_away_and_on_a_stable_one() -> None:
+    det = CustomerDrift()
+    rng = random.Random(2)
+    state, alarms = FRESH, 0
+    for _ in range(60):  # two months of daily evaluations around their usual distance
+        state, hit = det.update(state, rng.gauss(3.0, 0.4))
+        alarms += hit
+    assert alarms == 0
+    for k in range(1, 10):  # behaviour breaks away
+        state, hit = det.update(state, 3.0 + 2.0 * k)
+        if hit:
+            break
+    assert hit and k <= 3
+    assert state == FRESH  # starts over after a detection
+
+
+def _model(version: int, centres: list[float], ids: list[int]) -> SegmentModel:
+    segs = [Segment(i, f"S{i}", [c] * 28, [MicroSegment(100 + i, [c] * 28)])
+            for i, c in zip(ids, centres, strict=True)]  # fmt: skip
+    return SegmentModel(version, 0, [0.0] * 28, [1.0] * 28, segs, max(ids) + 1, 200)
+
+
+def test_a_drifting_customer_is_re_evaluated_at_once_and_the_change_says_so() -> None:
+    seg = Segmenter(Scorer(margin=0.15, min_dwell_days=30), holdout_share=0.0,
+                    customer_drift=CustomerDrift(threshold=1.0, min_instances=3))  # fmt: skip
+    seg.set_model(_model(1, [0.0, 3.0], [1, 2]))
+    s = CustomerState(last_ts=0, segment_id=1, micro_id=101, seg_version=1, seg_since=0)
+    # vector() of an empty state is fixed; move the model instead so the distance grows
+    changes = []
+    for day, centre in enumerate([0.0, 0.0, 0.0, 0.0, 0.0, -4.0, -4.0], start=1):
+        seg.model = None
+        seg.set_model(_model(day + 1, [centre, 3.0 + centre * 0.1], [1, 2]))
+        changes += seg.score([("c1", s, day * DAY_MS)])
+    assert seg.customer_drifts >= 1
+    assert [c.reason for c in changes] == ["customer_drift"]  # well within the 30-day dwell
+    assert changes[0].current is not None and changes[0].current.segment_id == 2
+
+
+def test_drift_events_follow_the_contract() -> None:
+    fit = ModelFit()
+    rng = random.Random(1)
+    found = [d for t in range(3000) if (d := fit.update(rng.gauss(2 if t < 1500 else 3, 1), t))]
+    events = drift_events(found, model_version=4)
+    assert events and all(isinstance(e, SegmentEvent) for e in events)
+    e = events[0]
+    assert (e.kind, e.model_version, e.drift and e.drift.level) == (
+        "drift_detected",
+        4,
+        "model_fit",
+    )
+    assert SegmentEvent.model_validate_json(e.model_dump_json()) == e
+    assert len({e.event_id for e in events}) == len(events)
+
+
+def _blob(rng: np.random.Generator, centre: float, spread: float = 0.3) -> list[float]:
+    return [abs(float(v)) for v in rng.normal(centre, spread, 28)]
+
+
+def test_a_new_dense_region_is_detected_and_born_as_a_segment() -> None:
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
+                 max_segments=3, adapt_samples=150, time_window=1000)  # fmt: skip
+    centres = [0.5, 6.0]
+    t, models, found = 0, [], []
+    for i in range(1200):
+        t += 1
+        m = tr.learn_one(_blob(rng, centres[i % 2]), t)
+        models += [m] if m else []
+        found += tr.take_detections()
+    assert [m.version for m in models] == [1] and not found
+    for i in range(600):  # a third kind of customer arrives: one sample in three
+        t += 1
+        m = tr.learn_one(_blob(rng, 20.0 if i % 3 == 0 else centres[i % 2]), t)
+        models += [m] if m else []
+        found += tr.take_detections()
+    fit = [d for d in found if d.level == "model_fit"]
+    assert fit and fit[0].t - 1200 <= 300
+    assert len(models) >= 2 and models[1].trained_at <= fit[0].t + tr.adapt_samples
+    newest = models[-1]
+    assert len(newest.segments) == 3
+    kinds = [e.kind for e in lifecycle_events(newest, tr.history[-1]["matching"])]
+    assert "segment_born" in kinds and "segment_retired" not in kinds
+
+
+def test_without_room_to_grow_the_segments_stay() -> None:
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
+                 adapt_samples=150, time_window=1000)  # fmt: skip
+    models = []
+    for i in range(1800):
+        centre = 20.0 if i >= 1200 and i % 3 == 0 else [0.5, 6.0][i % 2]
+        m = tr.learn_one(_blob(rng, centre), i)
+        models += [m] if m else []
+    assert len(models) >= 2 and all(len(m.segments) == 2 for m in models)
