@@ -212,7 +212,7 @@ def produce_items(
             summary.produced[topic] += 1
             if a is not None:
                 summary.streams[a.stream.value if a.stream else "unattributed"] += 1
-        if progress:
+        if progress is not None and progress.enabled:
             progress.update(summary.lines, note=f"sent {summary.sent}")
     producer.flush()
     summary.seconds = time.monotonic() - started

@@ -165,8 +165,11 @@ class TopicRange:
                 end = self.offsets.end_of(tp.partition)
                 self._stop[tp] = hw if end is None else min(end, hw)
         for tp, records in batch.items():
-            stop = self._stop.get(tp)
-            self._buffer.extend(r for r in records if stop is None or r.offset < stop)
+            # (a start past the end is reset to the beginning by the consumer: skip up to it)
+            first, stop = self._first[tp], self._stop.get(tp)
+            self._buffer.extend(
+                r for r in records if r.offset >= first and (stop is None or r.offset < stop)
+            )
         for tp, stop in self._stop.items():
             if consumer.position(tp) >= stop and tp not in consumer.paused():
                 consumer.pause(tp)

@@ -111,6 +111,11 @@ def test_topic_to_topic_by_offset_range(broker, names, worker_env) -> None:
     got = read_topic(broker.bootstrap, dst2, timeout=30)
     assert sorted(r.value for r in got) == sorted(r["value"] for r in want)
 
+    # A range past the end is empty (not reset to the beginning).
+    summary = replay("--from-topic", src, "--to-topic", dst2, "--start-offset", "1000",
+                     env=worker_env)  # fmt: skip
+    assert (summary["read"], summary["sent"]) == (0, 0)
+
 
 def test_topic_by_event_time_and_record_time_into_the_input_topics(
     broker, names, worker_env
