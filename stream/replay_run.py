@@ -143,8 +143,8 @@ def run_replay(args: argparse.Namespace) -> int:
             raise ReplayError(f"no such file: {p}")
     if not args.from_topic and (args.partition or args.start_offset or args.end_offset):
         raise ReplayError("--partition, --start-offset and --end-offset need --from-topic")
-    if args.offline and args.to_topic:
-        raise ReplayError("--offline and --to-topic exclude each other")
+    if args.offline and (args.to_topic or args.speed):
+        raise ReplayError("--offline takes neither --to-topic nor --speed")
     if args.from_topic and not settings.brokers:
         raise ReplayError("--from-topic needs MICROSEG_BROKER (an embedded broker starts empty)")
     keep = filter_from_args(args)
