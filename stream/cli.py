@@ -80,7 +80,13 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from stream.replay import run_replay
+    if args.compare:
+        from stream.compare import run_compare
+
+        if args.files or args.from_topic:
+            raise MicrosegError("--compare takes two output directories and no replay source")
+        return run_compare(args.compare[0], args.compare[1], args.json, args.examples)
+    from stream.replay_run import run_replay
 
     return run_replay(args)
 
@@ -145,16 +151,46 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--check", action="store_true", help="exit 1 if committed files differ")
     se.set_defaults(func=_schemas)
 
-    r = sub.add_parser("replay", help="replay JSONL event files into Kafka, or offline")
-    r.add_argument("files", nargs="+", type=Path)
+    r = sub.add_parser(
+        "replay",
+        help="replay JSONL files or a topic range, filtered, into Kafka or offline; "
+        "or --compare two offline runs",
+        description="Source: FILE... or --from-topic. Sink: the input topics by stream "
+        "(default), --to-topic, or --offline --out DIR. See README, 'Replay'.",
+    )
+    r.add_argument("files", nargs="*", type=Path, metavar="FILE", help="JSONL (plain or .gz)")
+    src = r.add_argument_group("topic source (needs MICROSEG_BROKER)")
+    src.add_argument("--from-topic", metavar="TOPIC", help="replay records of this topic")
+    src.add_argument("--partition", type=int, action="append", metavar="P",
+                     help="only this partition (repeatable; default all)")  # fmt: skip
+    src.add_argument("--start-offset", action="append", metavar="[P:]N",
+                     help="first offset, of every partition or of P (repeatable; default: "
+                     "the beginning)")  # fmt: skip
+    src.add_argument("--end-offset", action="append", metavar="[P:]N",
+                     help="offset to stop before, of every partition or of P (repeatable; "
+                     "default: the high watermark when the replay starts)")  # fmt: skip
+    flt = r.add_argument_group("filters (a record that cannot be attributed passes)")
+    flt.add_argument("--customer", action="append", metavar="ID", help="keep this customer (repeatable)")  # fmt: skip
+    flt.add_argument("--customers-file", type=Path, action="append", metavar="FILE",
+                     help="keep the customers listed in FILE, one id a line")  # fmt: skip
+    flt.add_argument("--stream", action="append", choices=["clickstream", "email", "purchases"],
+                     help="keep this stream (repeatable)")  # fmt: skip
+    flt.add_argument("--since", metavar="RFC3339", help="keep events at or after this time")
+    flt.add_argument("--until", metavar="RFC3339", help="keep events before this time")
+    flt.add_argument("--time", choices=["event", "record"], default="event",
+                     help="--since/--until on the event's ts (default) or, from a topic, on "
+                     "the Kafka record timestamp (no decoding)")  # fmt: skip
+    r.add_argument("--to-topic", metavar="TOPIC",
+                   help="produce every kept record to TOPIC unchanged (default: by stream)")  # fmt: skip
     r.add_argument(
         "--speed",
         type=float,
         default=None,
         help="pace by event time at N× (default: as fast as possible)",
     )
-    r.add_argument("--limit", type=int, default=None, help="stop after N lines")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--limit", type=int, default=None, help="stop after reading N records")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--json", action="store_true", help="print the summary (or diff) as JSON")
     r.add_argument(
         "--offline",
         action="store_true",
@@ -171,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="offline: features only (no trainer, no scorer, no segment outputs)",
     )
+    r.add_argument("--compare", nargs=2, type=Path, metavar=("DIR_A", "DIR_B"),
+                   help="diff two --offline output directories instead of replaying")  # fmt: skip
+    r.add_argument("--examples", type=int, default=5,
+                   help="--compare: customers shown whose segment differs (default 5)")  # fmt: skip
     r.set_defaults(func=_replay)
 
     d = sub.add_parser(

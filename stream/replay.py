@@ -1,29 +1,47 @@
-"""``microseg replay``: JSONL event files (plain or .gz) into Kafka.
+"""``microseg replay``: event files or a topic range, filtered, into Kafka or offline.
 
-Each line goes to its stream's topic by ``type``, keyed by ``customer_id``. Lines that cannot be
-routed (not JSON, not an object, unknown type) are reported and produced as they are to the
-clickstream topic, so the worker dead-letters them like any bad input.
+This module reads JSONL files (plain or .gz) and runs the offline replay (`run_offline`: the
+same core in-process). Sources are in `stream.replay_source`, filters in `stream.replay_filter`,
+producing to Kafka in `stream.replay_sink`, the command in `stream.replay_run`.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import gzip
 import json
-import sys
-import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count, repeat
 from pathlib import Path
 from typing import IO, Any
 
 from stream.config import Settings, make_segmentation_stage, segmentation_config
-from stream.core.events import STREAM_OF_TYPE
 from stream.errors import ReplayError
+from stream.replay_sink import (
+    Progress,
+    ReplaySummary,
+    Routed,
+    make_producer,
+    produce_lines,
+    route,
+)
+from stream.replay_source import Item
+
+__all__ = [
+    "Progress",
+    "ReplaySummary",
+    "Routed",
+    "count_lines",
+    "file_items",
+    "make_producer",
+    "numbered_lines",
+    "open_lines",
+    "produce_lines",
+    "route",
+    "run_offline",
+    "sourced_lines",
+]
 
 
 def open_lines(path: Path) -> Iterator[bytes]:
@@ -82,139 +100,15 @@ def _blocks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
             yield number, [rest.rstrip(b"\r")]
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """Where one line goes."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    ts_ms: int | None
-    routable: bool
+def file_items(paths: list[Path]) -> Iterator[Item]:
+    """Every non-blank line of JSONL files as an `Item` (origin: file name and line number)."""
+    for path in paths:
+        for name, number, line in sourced_lines(path):
+            yield Item(name, number, None, line)
 
 
-def route(line: bytes, topics: dict[str, str], fallback: str) -> Routed:
-    """Decide topic and key for one line from its ``type`` and ``customer_id``."""
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return Routed(fallback, None, line, None, False)
-    if not isinstance(obj, dict):
-        return Routed(fallback, None, line, None, False)
-    cid = obj.get("customer_id")
-    key = cid.encode() if isinstance(cid, str) else None
-    type_ = obj.get("type")
-    stream = STREAM_OF_TYPE.get(type_) if isinstance(type_, str) else None
-    ts_ms = None
-    if isinstance(obj.get("ts"), str):
-        try:
-            ts_ms = int(datetime.fromisoformat(obj["ts"]).timestamp() * 1000)
-        except ValueError:
-            ts_ms = None
-    if stream is None:
-        return Routed(fallback, key, line, ts_ms, False)
-    return Routed(topics[stream.value], key, line, ts_ms, True)
-
-
-@dataclass
-class ReplaySummary:
-    """Counts of one replay."""
-
-    lines: int = 0
-    produced: Counter[str] = field(default_factory=Counter)
-    unroutable: int = 0
-    seconds: float = 0.0
-
-    def render(self) -> str:
-        rate = self.lines / self.seconds if self.seconds > 0 else 0.0
-        per_topic = ", ".join(f"{t}={n}" for t, n in sorted(self.produced.items()))
-        return (
-            f"replayed {self.lines} lines in {self.seconds:.1f} s ({rate:,.0f}/s): {per_topic}; "
-            f"{self.unroutable} unroutable (sent as-is to be dead-lettered)"
-        )
-
-
-class Progress:
-    """A one-line progress bar on stderr with rate and ETA."""
-
-    def __init__(self, total: int | None, enabled: bool = True) -> None:
-        self.total = total
-        self.enabled = enabled and sys.stderr.isatty()
-        self.started = time.monotonic()
-        self._last = 0.0
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.2):
-            return
-        self._last = now
-        elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
-        if self.total:
-            frac = min(done / self.total, 1.0)
-            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-            eta = (self.total - done) / rate if rate > 0 else 0.0
-            text = f"[{bar}] {done}/{self.total} {rate:,.0f}/s ETA {eta:.0f}s"
-        else:
-            text = f"{done} lines {rate:,.0f}/s"
-        sys.stderr.write("\r" + text)
-        if force:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def make_producer(bootstrap: list[str], settings: Settings) -> Any:
-    """A kafka-python producer for replays (acks=all, large requests allowed)."""
-    from kafka import KafkaProducer
-
-    from stream.adapters.topics import kafka_python_security
-
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        batch_size=512 * 1024,
-        max_request_size=4 * settings.max_message_bytes + 65_536,
-        client_id=f"{settings.app_id}-replay",
-        **kafka_python_security(settings),
-    )
-
-
-def produce_lines(
-    lines: Iterable[bytes],
-    producer: Any,
-    settings: Settings,
-    speed: float | None = None,
-    progress: Progress | None = None,
-) -> ReplaySummary:
-    """Produce lines to their topics; pace by event time at ``speed``× when given."""
-    topics = settings.input_topics
-    summary = ReplaySummary()
-    started = time.monotonic()
-    first_ts: int | None = None
-    for line in lines:
-        r = route(line, topics, settings.topic_clickstream)
-        if speed and r.ts_ms is not None:
-            if first_ts is None:
-                first_ts = r.ts_ms
-            due = started + (r.ts_ms - first_ts) / 1000.0 / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        producer.send(r.topic, key=r.key, value=r.value)
-        summary.lines += 1
-        summary.produced[r.topic] += 1
-        summary.unroutable += 0 if r.routable else 1
-        if progress:
-            progress.update(summary.lines)
-    producer.flush()
-    summary.seconds = time.monotonic() - started
-    if progress:
-        progress.update(summary.lines, force=True)
-    return summary
-
-
-def _count(paths: list[Path]) -> int:
+def count_lines(paths: list[Path]) -> int:
+    """Non-blank lines in JSONL files."""
     return sum(1 for p in paths for _ in open_lines(p))
 
 
@@ -224,11 +118,17 @@ def run_offline(
     settings: Settings,
     as_of: str | None = None,
     segments: bool = True,
+    *,
+    lines: Iterable[tuple[str, int, bytes]] | None = None,
+    inputs: list[str] | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Replay files through the core in-process (no broker); write outputs to ``out``.
 
     Returns the report. Same files and settings → byte-identical output files. With
-    ``segments=False`` only features are computed (no trainer, no scorer).
+    ``segments=False`` only features are computed (no trainer, no scorer). ``lines``
+    (``(origin, position, bytes)``, e.g. filtered or from a topic) replaces reading ``paths``;
+    ``inputs`` then names them in the report, and ``filters`` records the filter that made them.
     """
     from stream.core.engine import Engine, Stage, render_outputs
     from stream.core.ingest import Ingest
@@ -242,7 +142,8 @@ def run_offline(
             raise ReplayError(f"--as-of must be RFC 3339, got {as_of!r}") from exc
     limits = Limits(settings.max_message_bytes, int(settings.future_tolerance_s * 1000))
     config = {
-        "inputs": [p.name for p in paths],
+        "inputs": inputs if inputs is not None else [p.name for p in paths],
+        **({"filters": filters} if filters else {}),
         "as_of": as_of,
         "lateness_days": settings.lateness_days,
         "max_message_bytes": settings.max_message_bytes,
@@ -259,7 +160,9 @@ def run_offline(
         engine = Engine(
             Ingest(limits, lateness_days=settings.lateness_days), stages, reference_ms=reference_ms
         )
-        for path in paths:
+        if lines is not None:
+            engine.feed(lines)
+        for path in paths if lines is None else []:
             engine.feed(sourced_lines(path))
         result = engine.run()
         del engine, stages
@@ -273,53 +176,3 @@ def run_offline(
         (out / name).write_bytes(data)
     report: dict[str, Any] = json.loads(files["report.json"])
     return report
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    """CLI entry: replay files into the configured (or an embedded) broker, or offline."""
-    from stream.adapters.embedded import broker_for
-    from stream.adapters.topics import ensure_topics
-
-    settings = Settings.load()
-    paths: list[Path] = args.files
-    for p in paths:
-        if not p.is_file():
-            raise ReplayError(f"no such file: {p}")
-    if args.offline:
-        if args.out is None:
-            raise ReplayError("--offline needs --out DIR")
-        started = time.monotonic()
-        report = run_offline(paths, args.out, settings, args.as_of, not args.no_segments)
-        c = report["counts"]
-        print(f"offline replay of {c.get('lines', 0)} lines in {time.monotonic() - started:.1f} s: "
-              f"{c.get('accepted', 0)} applied, {c.get('dead_lettered', 0)} dead-lettered, "
-              f"{c.get('duplicate', 0)} duplicates, {c.get('too_old', 0)} too old, "
-              f"{c.get('customers', 0)} customers → {args.out}")  # fmt: skip
-        return 0
-
-    def lines() -> Iterator[bytes]:
-        n = 0
-        for p in paths:
-            for line in open_lines(p):
-                if args.limit is not None and n >= args.limit:
-                    return
-                n += 1
-                yield line
-
-    with broker_for(settings.brokers, settings.embedded_broker_port) as (bootstrap, embedded):
-        if embedded:
-            print(
-                f"embedded broker on kafka://{bootstrap[0]} (stops when the replay ends)",
-                file=sys.stderr,
-            )
-        ensure_topics(settings, bootstrap)
-        total = _count(paths) if args.limit is None else args.limit
-        producer = make_producer(bootstrap, settings)
-        try:
-            summary = produce_lines(
-                lines(), producer, settings, args.speed, Progress(total, not args.no_progress)
-            )
-        finally:
-            producer.close()
-    print(summary.render())
-    return 0
