@@ -79,10 +79,14 @@ def test_compare_of_two_configurations_reports_what_the_outputs_hold(
     a, b = _independent(dir_a), _independent(dir_b)
     diff = diff_runs(load_run(dir_a), load_run(dir_b), examples=4)
 
+    keys = sorted(set(a["config"]) | set(b["config"]))
     assert diff["config_differences"] == {
-        "segments": {"a": 3, "b": 5},
-        "max_message_bytes": {"a": 1_048_576, "b": 2048},
+        k: {"a": a["config"].get(k), "b": b["config"].get(k)}
+        for k in keys
+        if a["config"].get(k) != b["config"].get(k)
     }
+    assert diff["config_differences"]["segments"] == {"a": 3, "b": 5}
+    assert diff["config_differences"]["max_message_bytes"] == {"a": 1_048_576, "b": 2048}
     both = sorted(set(a["final"]) & set(b["final"]))
     by_id = [c for c in both if a["final"][c] != b["final"][c]]
 
