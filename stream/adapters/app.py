@@ -21,6 +21,7 @@ from stream.core.trainer import Trainer
 from stream.core.validation import Limits
 
 if TYPE_CHECKING:
+    from stream.adapters.census import ChangeFeed
     from stream.adapters.segments import ModelFeed
 
 
@@ -45,6 +46,7 @@ class Service:
     feature_samples_topic: Any
     erasure_topic: Any
     model_feed: ModelFeed
+    change_feed: ChangeFeed
 
     @property
     def segmenter(self) -> Any:
@@ -145,6 +147,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     segment_model_topic = app.topic(settings.topic_segment_model, **raw)
     feature_samples_topic = app.topic(settings.topic_feature_samples, **raw)
     from stream.adapters import agents, segments, web
+    from stream.adapters.census import ChangeFeed
 
     metrics = Metrics()
     assigner = make_assigner(settings)
@@ -172,6 +175,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         feature_samples_topic=feature_samples_topic,
         erasure_topic=app.topic(topics.erasure_topic(settings), **raw),
         model_feed=segments.ModelFeed(settings, assigner, metrics, bootstrap, tansu),
+        change_feed=ChangeFeed(settings, metrics, bootstrap),
     )
     agents.register(service)
     segments.register(service)

@@ -68,7 +68,7 @@ class Metrics:
             registry=r,
         )
         for agent in ("ingest", "state_decode", "erasure", "feature_sample", "trainer",
-                      "segment_model"):  # fmt: skip
+                      "segment_model", "change_feed"):  # fmt: skip
             self.agent_errors.labels(agent)  # every series exists from the start (alerts)
         self.ready = Gauge(
             "microseg_ready", "1 when the worker has its partitions and has recovered.", registry=r

@@ -142,6 +142,11 @@ def register(svc: Service) -> None:
 
     app.task(model_feed)
 
+    async def change_feed() -> None:
+        await svc.change_feed.run()
+
+    app.task(change_feed)
+
     async def release(sender: Any, revoked: Any, *, signal: Any = None, **kwargs: Any) -> None:
         inputs = set(svc.stream_of_topic)
         for tp in revoked:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import faust.web
 
 from stream.adapters.metrics import CONTENT_TYPE
+from stream.core.census import Census
 from stream.core.model import SegmentModel
 from stream.core.state import CustomerState, StateDecodeError, encoded_size
 
@@ -62,14 +63,22 @@ def error(web: Any, status: int, code: str, detail: str) -> Any:
     return web.json({"error": code, "detail": detail}, status=status)
 
 
-def segment_profile(model: SegmentModel, segment_id: int, micro: bool = False) -> dict[str, Any]:
-    """A segment as the API shows it (share: of the model's training mass)."""
+def segment_profile(
+    model: SegmentModel, segment_id: int, census: Census, micro: bool = False
+) -> dict[str, Any]:
+    """A segment as the API shows it: size and share over the whole cluster (from the change
+    feed), ``training_share`` of the model's training mass; with ``micro``, its micro-segments
+    and its movement in and out over the census window."""
     total = sum(s.weight for s in model.segments) or 1.0
     s = model.segment(segment_id)
     assert s is not None
+    sizes = census.sizes()
+    live = sum(sizes.get(x.id, 0) for x in model.segments) or 1
     out: dict[str, Any] = {
         "segment_id": s.id,
         "name": s.name,
+        "size": sizes.get(s.id, 0),
+        "share": round(sizes.get(s.id, 0) / live, 4),
         "traits": s.traits,
         "value_tier": s.value_tier,
         "suggested_action": s.action,
@@ -77,8 +86,13 @@ def segment_profile(model: SegmentModel, segment_id: int, micro: bool = False) -
         "micro_segment_ids": [m.id for m in s.micro],
     }
     if micro:
-        out["micro_segments"] = [{"id": m.id, "centroid": m.centroid} for m in s.micro]
+        msizes = census.micro_sizes()
+        out["micro_segments"] = [{"id": m.id, "size": msizes.get(m.id, 0), "centroid": m.centroid}
+                                 for m in s.micro]  # fmt: skip
+        # members still in a micro-segment an update replaced (re-placed when next scored)
+        out["micro_pending"] = out["size"] - sum(m["size"] for m in out["micro_segments"])
         out["centroid"] = s.centroid
+        out["movement"] = census.movement(s.id)
     return out
 
 
@@ -155,7 +169,10 @@ def register(svc: Service) -> None:
             {
                 "model_version": model.version,
                 "trained_at_ms": model.trained_at,
-                "segments": [segment_profile(model, s.id) for s in model.segments],
+                "customers": sum(svc.change_feed.census.sizes().values()),
+                "segments": [
+                    segment_profile(model, s.id, svc.change_feed.census) for s in model.segments
+                ],
             }
         )
 
@@ -164,5 +181,5 @@ def register(svc: Service) -> None:
         model = svc.segmenter.model
         if model is None or not segment_id.isdigit() or not model.segment(int(segment_id)):
             return error(web, 404, "not_found", "no such live segment")
-        body = segment_profile(model, int(segment_id), micro=True)
+        body = segment_profile(model, int(segment_id), svc.change_feed.census, micro=True)
         return web.json({"model_version": model.version, **body})

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +36,7 @@ from stream.core.features import NAMES, vector
 from stream.core.identity import Matching
 from stream.core.model import SegmentModel
 from stream.core.outputs import (
+    ChangeReason,
     DriftInfo,
     SegmentChange,
     SegmentEvent,
@@ -46,6 +47,10 @@ from stream.core.outputs import (
 )
 from stream.core.scoring import Assignment, Compiled, Scorer
 from stream.core.state import NO_TIME, CustomerState
+
+REASONS: tuple[str, ...] = get_args(ChangeReason)
+"""Change reasons by their code in a customer's move history."""
+REASON_CODES = {r: i for i, r in enumerate(REASONS)}
 
 
 def in_holdout(customer_id: str, share: float) -> bool:
@@ -143,11 +148,12 @@ class Segmenter:
             state.scored_at = max(state.scored_at, at)
             if new is None:
                 continue
-            if new.segment_id != state.segment_id:
-                state.drift = FRESH  # a new place: the customer's history starts over
             why = new.reason
             if why == "segment_retired" and state.segment_id in self._reshuffled:
                 why = "model_update"
+            if new.segment_id != state.segment_id:
+                state.drift = FRESH  # a new place: the customer's history starts over
+                state.record_move(state.segment_id, REASON_CODES[why], at)
             previous = self._ref(state.segment_id, state.micro_id)
             state.segment_id, state.micro_id, state.seg_since = (
                 new.segment_id, new.micro_id, new.since,
@@ -217,7 +223,25 @@ class Segmenter:
             "features": dict(zip(NAMES, (round(v, 6) for v in raw), strict=True)),
             "evaluated_at": rfc3339_ms(at),
             "holdout": in_holdout(customer_id, self.holdout_share),
+            "recent_changes": self._moves(state),
         }
+
+    def _moves(self, state: CustomerState) -> list[dict[str, Any]]:
+        """The customer's last few segment moves, newest first (from the state's history)."""
+        out = []
+        to = state.segment_id
+        for source, reason, minute in state.moves():
+            previous, current = self._ref(source, 0), self._ref(to, 0)
+            out.append({
+                "from": None if previous is None else {"segment_id": source,
+                                                       "segment_name": previous.segment_name},
+                "to": None if current is None else {"segment_id": to,
+                                                    "segment_name": current.segment_name},
+                "reason": REASONS[reason] if reason < len(REASONS) else "unknown",
+                "at": rfc3339_ms(minute * 60_000),
+            })  # fmt: skip
+            to = source
+        return out
 
     def erased(self, customer_id: str, state: CustomerState, at: int) -> SegmentChange | None:
         """The ``erased`` change of a customer being forgotten (None if never assigned).

@@ -13,11 +13,12 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
 * the segment assignment (`stream.core.segmentation`): segment and micro-segment ids, since
   when, the per-customer change version, and when the customer was last scored;
 * the customer-level drift detector (`stream.core.drift.CustomerDrift`): evaluations seen, mean
-  distance, cumulative sum and its minimum.
+  distance, cumulative sum and its minimum;
+* the last three segment moves (from which segment, why, when), for ``GET /customers/{id}``.
 
-The encoding is a versioned little-endian ``struct`` layout (never pickle): 376 bytes. Version 1
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 397 bytes. Version 1
 records (334 bytes, before the assignment was added) are still read, as "not yet assigned";
-version 2 (362 bytes, before the drift detector) as "no drift history".
+version 2 (362 bytes, before the drift detector and the moves) as "no drift or move history".
 
 >>> s = CustomerState()
 >>> email = STREAM_INDEX[Stream.EMAIL]
@@ -26,7 +27,7 @@ version 2 (362 bytes, before the drift detector) as "no drift history".
 >>> s.admit_event_id("ev-1"), s.admit_event_id("ev-1")
 (True, False)
 >>> CustomerState.decode(s.encode()) == s, len(s.encode())
-(True, 376)
+(True, 397)
 """
 
 from __future__ import annotations
@@ -49,9 +50,12 @@ VERSION = 3
 _V1 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q")
 # v1, then segment id, micro-segment id, in the segment since, change version, last scored
 _V2 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3Iqq")
-# v2, then the drift detector: evaluations, mean, cumulative sum, its minimum
-_V3 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3IqqH3f")
+HISTORY = 3
+# v2, then the drift detector: evaluations, mean, cumulative sum, its minimum; then the last
+# HISTORY segment moves, newest first: segment moved from, reason code, minute (event time)
+_V3 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3IqqH3f" + "HBI" * HISTORY)
 _NO_DRIFT = (0, 0.0, 0.0, float("inf"))
+_NO_HISTORY = (0, 0, 0) * HISTORY
 
 
 class StateDecodeError(ValueError):
@@ -93,6 +97,18 @@ class CustomerState:
     scored_at: int = NO_TIME
     drift: tuple[int, float, float, float] = _NO_DRIFT
     """Customer drift detector state (`stream.core.drift.page_hinkley_step`)."""
+    history: tuple[int, ...] = _NO_HISTORY
+    """The last `HISTORY` segment moves, newest first, flat: (segment moved from (0: none),
+    reason code, event-time minute + 1) each; all zero where there is none."""
+
+    def record_move(self, from_segment: int, reason: int, t_ms: int) -> None:
+        """Remember a segment move (the oldest of `HISTORY` falls out)."""
+        self.history = (from_segment, reason, max(t_ms // 60_000, 0) + 1, *self.history[:-3])
+
+    def moves(self) -> list[tuple[int, int, int]]:
+        """The remembered moves, newest first: (from segment, reason code, minute)."""
+        h = self.history
+        return [(h[i], h[i + 1], h[i + 2] - 1) for i in range(0, len(h), 3) if h[i + 2]]
 
     def admit_offset(self, i: int, partition: int, offset: int) -> bool:
         """Mark ``partition``/``offset`` of the stream with index ``i`` (`STREAM_INDEX`) applied.
@@ -130,7 +146,7 @@ class CustomerState:
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
             *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
             self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id, self.seg_version,
-            self.seg_since, self.scored_at, *self.drift,
+            self.seg_since, self.scored_at, *self.drift, *self.history,
         )  # fmt: skip
 
     @classmethod
@@ -139,9 +155,9 @@ class CustomerState:
         if data and data[0] == 3 and len(data) == _V3.size:
             v = _V3.unpack(data)
         elif data and data[0] == 2 and len(data) == _V2.size:
-            v = (*_V2.unpack(data), *_NO_DRIFT)
+            v = (*_V2.unpack(data), *_NO_DRIFT, *_NO_HISTORY)
         elif data and data[0] == 1 and len(data) == _V1.size:
-            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME, *_NO_DRIFT)
+            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME, *_NO_DRIFT, *_NO_HISTORY)
         else:
             raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         n = 1 + N_SUMS
@@ -152,7 +168,7 @@ class CustomerState:
             too_old=v[n + 8], partitions=list(v[n + 9 : n + 12]), offsets=list(v[n + 12 : n + 15]),
             ring_pos=v[n + 15], recent_ids=list(v[n + 16 : a]), segment_id=v[a],
             micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3], scored_at=v[a + 4],
-            drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]),
+            drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]), history=tuple(v[a + 9 :]),
         )  # fmt: skip
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,11 @@ def outward_ip() -> str | None:
     finally:
         sock.close()
     return None if ip.startswith("127.") else ip
+
+
+def _day(text: object) -> int:
+    at = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return int(at.timestamp() * 1000) // 86_400_000
 
 
 def final_segments(changes: list[dict[str, object]]) -> dict[str, int]:
@@ -154,14 +161,50 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
         body = json.loads(answers[0][1])
         assert body["segment"]["segment_id"] == got[cid] and body["model_version"] == newest
         assert body["explanation"] and set(body["features"]) >= {"spend_30d", "share_app"}
+        moved = [c for c in changes if c["customer_id"] == cid and (
+            not c["previous"] or c["previous"]["segment_id"] != c["current"]["segment_id"])]  # fmt: skip
+        moved.sort(key=lambda c: -c["version"])
+        assert [(m["from"] and m["from"]["segment_id"], m["to"]["segment_id"], m["reason"])
+                for m in body["recent_changes"]] == [
+            (c["previous"] and c["previous"]["segment_id"], c["current"]["segment_id"], c["reason"])
+            for c in moved[:3]]  # fmt: skip
+        assert [m["at"][:16] for m in body["recent_changes"]] == [
+            c["event_time"][:16] for c in moved[:3]
+        ]
     status, raw = workers[0].get("/customers/no-such-customer")
     assert status == 404 and json.loads(raw)["error"] == "not_found"
-    listed = [json.loads(w.get("/segments")[1]) for w in workers]
+    # /segments: cluster-wide sizes on every worker (counted from segment-changes), as in Kafka.
+    want_by_id = {int(k): v for k, v in want_sizes.items()}
+
+    def listed_sizes() -> list[dict[str, Any]]:
+        return [json.loads(w.get("/segments")[1]) for w in workers]
+
+    def census_done() -> bool:
+        return all({s["segment_id"]: s["size"] for s in body["segments"] if s["size"]} == want_by_id
+                   for body in listed_sizes())  # fmt: skip
+
+    wait_for(census_done, 30, "cluster-wide segment sizes from the change feed")
+    listed = listed_sizes()
     assert listed[0] == listed[1] and listed[0]["model_version"] == newest
+    assert listed[0]["customers"] == len(got)
     assert {s["segment_id"] for s in listed[0]["segments"]} >= set(got.values())
-    one = listed[0]["segments"][0]["segment_id"]
+    assert abs(sum(s["share"] for s in listed[0]["segments"]) - 1) < 0.01
+    one = max(listed[0]["segments"], key=lambda s: s["size"])["segment_id"]
     status, raw = workers[1].get(f"/segments/{one}")
-    assert status == 200 and json.loads(raw)["micro_segments"]
+    detail = json.loads(raw)
+    assert status == 200 and detail["micro_segments"]
+    micro = sum(m["size"] for m in detail["micro_segments"])
+    assert micro + detail["micro_pending"] == want_by_id[one] and micro > 0
+    moves = [(_day(c["event_time"]), c["previous"]["segment_id"], c["current"]["segment_id"])
+             for c in changes if c["previous"] and c["current"]
+             and c["previous"]["segment_id"] != c["current"]["segment_id"]]  # fmt: skip
+    last = max(d for d, _, _ in moves)
+    recent = [(a, b) for d, a, b in moves if d > last - 7]
+    assert detail["movement"] == {
+        "window_days": 7,
+        "in": {str(a): n for a, n in sorted(Counter(a for a, b in recent if b == one).items())},
+        "out": {str(b): n for b, n in sorted(Counter(b for a, b in recent if a == one).items())},
+    }
     assert workers[1].get("/segments/999999")[0] == 404
 
     # Erasure: refused without the token; accepted by either worker; then nothing is left.

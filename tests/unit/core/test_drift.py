@@ -186,3 +186,22 @@ def test_without_room_to_grow_the_segments_stay() -> None:
         m = tr.learn_one(_blob(rng, centre), i)
         models += [m] if m else []
     assert len(models) >= 2 and all(len(m.segments) == 2 for m in models)
+
+
+def test_the_customer_lookup_lists_the_last_three_moves_newest_first() -> None:
+    seg = Segmenter(Scorer(margin=0.0, min_dwell_days=0), holdout_share=0.0)
+    seg.set_model(_model(1, [0.0, 3.0], [1, 2]))
+    s = CustomerState(last_ts=0)
+    reasons = []
+    for day in range(5):  # new_customer into 1, then alternate between 1 and 2 (model moves)
+        centres = [0.0, 3.0] if day % 2 == 0 else [3.0, 0.0]
+        seg.model = None
+        seg.set_model(_model(day + 2, centres, [1, 2]))
+        reasons += [c.reason for c in seg.score([("c1", s, day * DAY_MS + 90_000)])]
+    assert reasons == ["new_customer", "behaviour", "behaviour", "behaviour", "behaviour"]
+    recent = seg.describe("c1", s)["recent_changes"]
+    assert [(m["from"]["segment_id"], m["to"]["segment_id"]) for m in recent] == [
+        (2, 1), (1, 2), (2, 1)]  # fmt: skip
+    assert recent[0]["at"] == "1970-01-05T00:01:00.000Z" and recent[0]["reason"] == "behaviour"
+    back = CustomerState.decode(s.encode())
+    assert back.moves() == s.moves() and len(s.moves()) == 3

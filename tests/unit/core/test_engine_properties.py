@@ -235,7 +235,7 @@ def test_a_second_run_applies_new_events_of_known_customers() -> None:
 def test_encoding_round_trips_after_real_updates(events: list[Any], later_ms: int) -> None:
     s, _ = admit_all(events)
     data = s.encode()
-    assert len(data) == 376
+    assert len(data) == 397
     back = CustomerState.decode(data)
     assert back.encode() == data  # float32 is a fixed point
     assert (back.t0, back.first_ts, back.last_ts, back.last_purchase_ts) == (
