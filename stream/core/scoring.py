@@ -139,6 +139,12 @@ class Scorer:
                 out.append(Assignment(cur.segment_id, micro, confidence, cur.since, why))
         return out
 
+    def confidence(self, cm: Compiled, z: Array) -> float:
+        """The confidence of one scaled vector, as `decide_many` computes it."""
+        d = np.sort(distances(cm.centroids, z[None, :])[0])
+        second = d[1] if len(d) > 1 else d[0] + 1.0
+        return round(float((second - d[0]) / (second + 1e-12)), 4)
+
     def _micro(self, cm: Compiled, seg: int, z: Array, current: int | None) -> int:
         """The micro-segment of segment ``seg`` for ``z``: nearest, damped like segments."""
         ids = cm.micro_ids[seg]

@@ -200,24 +200,28 @@ class Segmenter:
         """What ``GET /customers/{id}`` answers: assignment, explanation and features.
 
         Features are evaluated at the customer's last evaluation (their newest event or the
-        watermark that re-evaluated them); the explanation is against the current model.
+        watermark that re-evaluated them); explanation and confidence (as on change events) are
+        against the current model.
         """
         at = max(state.last_ts, state.scored_at)
         raw = vector(state, at)
         model = self.model
         explanation: list[dict[str, Any]] = []
+        confidence = None
         if model is not None and state.segment_id and model.segment(state.segment_id):
             cm = self.scorer.compile(model)
             z = model.scale(raw)
             centroid = cm.centroids[cm.index[state.segment_id]]
             reasons = explain(z, centroid, raw, self.explain_features)
             explanation = [r.model_dump(mode="json") for r in reasons]
+            confidence = self.scorer.confidence(cm, z)
         ref = self._ref(state.segment_id, state.micro_id)
         return {
             "customer_id": customer_id,
             "segment": ref.model_dump(mode="json") if ref else None,
             "since": rfc3339_ms(state.seg_since) if state.segment_id else None,
             "version": state.seg_version,
+            "confidence": confidence,
             "model_version": model.version if model else 0,
             "explanation": explanation,
             "features": dict(zip(NAMES, (round(v, 6) for v in raw), strict=True)),

@@ -161,6 +161,7 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
         body = json.loads(answers[0][1])
         assert body["segment"]["segment_id"] == got[cid] and body["model_version"] == newest
         assert body["explanation"] and set(body["features"]) >= {"spend_30d", "share_app"}
+        assert 0 <= body["confidence"] <= 1 and body["since"]
         moved = [c for c in changes if c["customer_id"] == cid and (
             not c["previous"] or c["previous"]["segment_id"] != c["current"]["segment_id"])]  # fmt: skip
         moved.sort(key=lambda c: -c["version"])

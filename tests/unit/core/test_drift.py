@@ -205,3 +205,8 @@ def test_the_customer_lookup_lists_the_last_three_moves_newest_first() -> None:
     assert recent[0]["at"] == "1970-01-05T00:01:00.000Z" and recent[0]["reason"] == "behaviour"
     back = CustomerState.decode(s.encode())
     assert back.moves() == s.moves() and len(s.moves()) == 3
+    # the lookup's confidence is the change event's: relative gap of nearest and second nearest
+    last = seg.score([("c2", CustomerState(last_ts=0), 0)])[0]
+    assert seg.describe("c2", CustomerState(last_ts=0, segment_id=1, seg_since=0))[
+        "confidence"
+    ] == (last.confidence)
