@@ -1,99 +1,213 @@
-"""``microseg demo``: embedded broker, a worker, a replay of the bundled real data, a summary.
+"""``microseg demo``: broker, worker (with the trainer), a paced replay, a live view, a summary.
 
-Runs end to end on a fresh machine: starts what it needs, prints where to look while it runs
-(``/metrics``, ``/ready``), and shuts everything down when the summary is printed (or keeps the
-worker running with ``--keep`` until Ctrl-C).
+Runs end to end on a fresh machine. It starts the embedded broker (unless ``MICROSEG_BROKER``
+names one), creates the topics, starts a worker subprocess and waits until it is ready. Then it
+replays the bundled files (`stream.demo_data`: aligned on one timeline, the older history as fast
+as possible, the last ``--live-days`` paced at ``--speed``× event time) while showing, live, the
+segments (``GET /segments``, sizes from ``/metrics``), the ``segment-changes`` and
+``segment-events`` topics, throughput and consumer lag. When the worker has consumed every line
+and its output has settled it prints a summary and stops the worker and the broker, or keeps them
+running with ``--follow`` until Ctrl-C. Without a terminal it prints plain status lines instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.request
-from collections import defaultdict
-from collections.abc import Iterator
-from importlib import resources
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from stream.adapters.embedded import broker_for, free_port
 from stream.adapters.topics import ensure_topics
 from stream.config import Settings
+from stream.demo_data import (
+    DemoFile,
+    bundled_files,
+    scan,
+    span_s,
+    speed_to_fit,
+    split_live,
+    timeline,
+)
+from stream.demo_feed import TopicFeed, live_segments, scrape
+from stream.demo_state import DemoState
+from stream.demo_view import live_view, render_summary, status_line, summary, urls
 from stream.errors import MicrosegError
-from stream.replay import Progress, make_producer, open_lines, produce_lines
+from stream.replay import Progress, make_producer, produce_lines
 
 
-def demo_files() -> list[Path]:
-    """The bundled demo files (real data converted to the contract, plus some bad lines)."""
-    root = Path(str(resources.files("stream.data.demo")))
-    files = sorted(root.glob("*.jsonl.gz")) + sorted(root.glob("*.jsonl"))
-    if not files:
-        raise MicrosegError(f"no demo data found in {root}")
-    return files
+class _Sent(Progress):
+    """Counts what `produce_lines` has sent into the demo state (no progress bar)."""
+
+    def __init__(self, state: DemoState, base: int) -> None:
+        super().__init__(None, enabled=False)
+        self.state = state
+        self.base = base
+
+    def update(self, done: int, force: bool = False) -> None:
+        self.state.lines_sent = self.base + done
 
 
-def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    import re
+class Replayer:
+    """Sends the parts of the replay one after another, each at its own pace, in a thread.
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"^(\w+)(?:\{(.*)\})?\s+(\S+)$", line)
-        if m and not line.startswith("#"):
-            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
-            out[(m.group(1), labels)] = float(m.group(3))
-    return out
+    ``parts`` are ``(phase name, lines, event-time speed-up or None for as fast as possible)``.
+    """
+
+    def __init__(
+        self, bootstrap: list[str], settings: Settings, state: DemoState,
+        parts: list[tuple[str, list[bytes], float | None]],
+    ) -> None:  # fmt: skip
+        self.bootstrap, self.settings, self.state, self.parts = bootstrap, settings, state, parts
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="demo-replay", daemon=True)
+
+    def start(self) -> Replayer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        producer = make_producer(self.bootstrap, self.settings)
+        try:
+            sent = 0
+            for phase, lines, speed in self.parts:
+                self.state.phase, self.state.speed = phase, speed
+                produce_lines(lines, producer, self.settings, speed, _Sent(self.state, sent))
+                sent += len(lines)
+            self.state.phase = "draining"
+        except Exception as exc:
+            self.error = exc
+        finally:
+            producer.close()
+            self.done.set()
 
 
-def _total(
-    metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **match: str
-) -> float:
-    return sum(
-        v
-        for (n, labels), v in metrics.items()
-        if n == name and all((k, val) in labels for k, val in match.items())
-    )
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    from stream.demo_feed import http_get
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise MicrosegError("the demo worker exited during start-up")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if http_get(f"{base_url}/ready", timeout=1) is not None:
+            return
         time.sleep(0.3)
     raise MicrosegError(f"the demo worker was not ready within {timeout:.0f} s")
 
 
-def _lines(files: list[Path]) -> Iterator[bytes]:
-    for path in files:
-        yield from open_lines(path)
+@contextlib.contextmanager
+def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``microseg worker`` in its own process group; SIGTERM (then SIGKILL) on the way out."""
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        except BaseException:
+            sys.stderr.write(log.read_text(errors="replace")[-3000:])
+            raise
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+
+
+class Monitor:
+    """Polls the worker and decides when the run has settled."""
+
+    def __init__(self, state: DemoState, lock: threading.Lock, replayer: Replayer) -> None:
+        self.state, self.lock, self.replayer = state, lock, replayer
+        self._last_segments = 0.0
+        self._quiet_since: float | None = None
+        self._last_changes = -1
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        metrics = scrape(self.state.base_url)
+        with self.lock:
+            self.state.elapsed = now - self.state.started
+            if metrics is not None:
+                self.state.observe(metrics, now)
+        if now - self._last_segments >= 2.0:
+            segments = live_segments(self.state.base_url)
+            if segments is not None:
+                self.state.segments = segments
+            self._last_segments = now
+
+    def settled(self, quiet_s: float = 4.0) -> bool:
+        """Everything sent was consumed, nothing lags, and no change arrived for ``quiet_s``."""
+        snap = self.state.snapshot
+        if not self.replayer.done.is_set() or snap is None:
+            return False
+        if snap.events_in < self.state.lines_sent or snap.lag > 0:
+            self._quiet_since = None
+            return False
+        changes = self.state.feed.change_count
+        now = time.monotonic()
+        if changes != self._last_changes or self._quiet_since is None:
+            self._last_changes, self._quiet_since = changes, now
+        return now - self._quiet_since >= quiet_s
+
+
+def _loop(step: Callable[[], bool], render: Callable[[], None], every: float = 1.0) -> None:
+    while not step():
+        render()
+        time.sleep(every)
+    render()
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """CLI entry point."""
+    logging.getLogger().setLevel(logging.WARNING)  # the view is the output, not client chatter
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     settings = Settings.load()
-    files = demo_files()
-    total = sum(1 for _ in _lines(files))
+    paths: list[Path] = args.files or bundled_files()
+    files = [scan(p, args.limit) for p in paths]
+    back, live = split_live(timeline(files, args.limit), args.live_days)
+    speed = args.speed if args.speed and args.speed > 0 else None
+    parts = [
+        ("backfill", back, speed_to_fit(back, args.backfill_seconds) if speed else None),
+        ("live", live, speed),
+    ]
+    state = DemoState(lines_total=len(back) + len(live))
+    lock = threading.Lock()
+    plain = args.plain or not sys.stdout.isatty()
     started = time.monotonic()
     with (
         broker_for(settings.brokers, settings.embedded_broker_port) as (bootstrap, embedded),
         tempfile.TemporaryDirectory(prefix="microseg-demo-") as tmp,
     ):
-        print(
-            f"broker: kafka://{bootstrap[0]}" + (" (embedded Tansu, in memory)" if embedded else "")
-        )
+        kind = " (embedded Tansu, in memory)" if embedded else ""
+        print(f"broker: kafka://{bootstrap[0]}{kind}", flush=True)
         ensure_topics(settings, bootstrap)
         port = settings.web_port if _port_free(settings.web_port) else free_port()
         env = {
@@ -104,100 +218,93 @@ def run_demo(args: argparse.Namespace) -> int:
         }
         if embedded:
             env["MICROSEG_BROKER_KIND"] = "tansu"
-        log = Path(tmp) / "worker.log"
-        with open(log, "wb") as fh:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        state.base_url = f"http://127.0.0.1:{port}"
+        with _worker(env, Path(tmp) / "worker.log") as proc:
+            _wait_ready(state.base_url, proc)
+            state.started = time.monotonic()
+            print(_intro(files, parts, args.live_days), flush=True)
+            feed = TopicFeed(bootstrap, settings, state.feed, lock).start()
             try:
-                _wait_ready(port, worker)
-                print(f"worker ready: http://127.0.0.1:{port}/metrics  /health  /ready")
-                print(f"replaying {total:,} events from {len(files)} files of real data ...")
-                producer = make_producer(bootstrap, settings)
-                try:
-                    sent = produce_lines(_lines(files), producer, settings, None, Progress(total))
-                finally:
-                    producer.close()
-                print(sent.render())
-                metrics = _await_processed(port, total)
-                print(_summary(metrics, files, time.monotonic() - started))
-                if args.keep:
-                    print(f"worker keeps running on http://127.0.0.1:{port}; Ctrl-C stops it")
-                    with contextlib.suppress(KeyboardInterrupt):
-                        worker.wait()
-            except BaseException:
-                sys.stderr.write(log.read_text(errors="replace")[-4000:])
-                raise
+                replayer = Replayer(bootstrap, settings, state, parts).start()
+                monitor = Monitor(state, lock, replayer)
+                paced = sum(span_s(lines) / s for _, lines, s in parts if s)
+                deadline = time.monotonic() + args.drain_timeout + paced
+
+                def step() -> bool:
+                    if proc.poll() is not None:
+                        raise MicrosegError("the demo worker stopped unexpectedly")
+                    monitor.poll()
+                    return monitor.settled() or time.monotonic() > deadline
+
+                _show(state, lock, plain, step)
+                if replayer.error is not None:
+                    raise MicrosegError(f"the replay failed: {replayer.error}")
+                monitor.poll()
+                state.phase = "done"
+                assert state.snapshot is not None
+                result = summary(state, state.snapshot, time.monotonic() - started)
+                print(render_summary(result), flush=True)
+                if args.summary_json:
+                    Path(args.summary_json).write_text(json.dumps(result, indent=1) + "\n")
+                if args.follow:
+                    _follow(state, lock, plain, monitor, proc)
             finally:
-                if worker.poll() is None:
-                    os.killpg(worker.pid, signal.SIGTERM)
-                    try:
-                        worker.wait(20)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(worker.pid, signal.SIGKILL)
-    print("demo finished: worker and broker stopped")
+                feed.stop()
+    print("demo finished: worker and broker stopped", flush=True)
     return 0
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _await_processed(
-    port: int, total: int, timeout: float = 300
-) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    deadline = time.monotonic() + timeout
-    while True:
-        metrics = _scrape(port)
-        if _total(metrics, "microseg_events_total") >= total or time.monotonic() > deadline:
-            return metrics
-        time.sleep(0.5)
-
-
-def _summary(
-    metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], files: list[Path], seconds: float
+def _intro(
+    files: list[DemoFile], parts: list[tuple[str, list[bytes], float | None]], days: float
 ) -> str:
-    by_stream: dict[str, float] = defaultdict(float)
-    by_type: dict[str, float] = defaultdict(float)
-    reasons: dict[str, float] = defaultdict(float)
-    for (name, labels), v in metrics.items():
-        d = dict(labels)
-        if name == "microseg_events_total" and d.get("outcome") == "accepted":
-            by_stream[d["stream"]] += v
-            by_type[d["type"]] += v
-        elif name == "microseg_dead_letters_total":
-            reasons[d["reason"]] += v
-    accepted = sum(by_stream.values())
-    dead = sum(reasons.values())
-    dups = _total(metrics, "microseg_duplicates_skipped_total")
+    names = ", ".join(f.path.name for f in files)
     lines = [
-        "",
-        "=== microseg demo summary ===",
-        f"data: {', '.join(p.name for p in files)} (sources and licenses: stream/data/demo/SOURCES.md)",
-        f"consumed and applied: {accepted:,.0f} events",
+        f"replaying {sum(len(p[1]) for p in parts):,} lines of {names}",
+        "  the real files are moved forward by whole weeks to end with the simulated one "
+        "(sources and licences: stream/data/demo/SOURCES.md)",
     ]
-    lines += [f"  {s:<12} {n:>9,.0f}" for s, n in sorted(by_stream.items())]
-    lines.append(
-        "  by type: "
-        + ", ".join(f"{t}={n:,.0f}" for t, n in sorted(by_type.items(), key=lambda x: -x[1]))
-    )
-    lines.append(f"dead-lettered: {dead:,.0f}")
-    lines += [f"  {r:<18} {n:>5,.0f}" for r, n in sorted(reasons.items())]
-    lines.append(f"duplicates skipped: {dups:,.0f}")
-    late = _total(metrics, "microseg_late_events_total")
-    lines.append(
-        f"too old to apply (beyond MICROSEG_LATENESS_DAYS of the customer's newest): {late:,.0f}"
-    )
-    lines.append(f"wall time: {seconds:.1f} s")
+    for phase, part, speed in parts:
+        pace = f"at {speed:,.0f}× event time" if speed else "as fast as possible"
+        what = f"the last {days:g} days" if phase == "live" else "the history before"
+        lines.append(f"  {phase}: {what}, {len(part):,} lines, {pace}")
     return "\n".join(lines)
+
+
+def _show(state: DemoState, lock: threading.Lock, plain: bool, step: Callable[[], bool]) -> None:
+    """Run ``step`` every second until it says done, showing the state live or as lines."""
+    if plain:
+        last = [0.0]
+
+        def line() -> None:
+            if time.monotonic() - last[0] >= 5.0:
+                last[0] = time.monotonic()
+                with lock:
+                    print(status_line(state) + " | " + urls(state)[1], flush=True)
+
+        _loop(step, line)
+        return
+    from rich.live import Live
+
+    with Live(live_view(state), refresh_per_second=2, transient=False) as live:
+
+        def render() -> None:
+            with lock:
+                live.update(live_view(state))
+
+        _loop(step, render)
+
+
+def _follow(
+    state: DemoState, lock: threading.Lock, plain: bool, monitor: Monitor,
+    proc: subprocess.Popen[bytes],
+) -> None:  # fmt: skip
+    print("following: worker and broker keep running; Ctrl-C stops them", flush=True)
+    for url in urls(state):
+        print(f"  {url}", flush=True)
+
+    def step() -> bool:
+        monitor.poll()
+        return proc.poll() is not None
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _show(state, lock, plain, step)
