@@ -52,16 +52,29 @@ def fmt_change(change: dict[str, Any]) -> str:
     ...             "current": {"segment_id": 2, "segment_name": "Lapsed"},
     ...             "explanation": [{"feature": "recency_activity_days", "value": 40.0, "z": 2.5}]})
     'c1: – → Lapsed (new_customer) because recency_activity_days=40 (+2.5σ)'
+    >>> fmt_change({"customer_id": "c1", "reason": "behaviour", "explanation": [],
+    ...             "previous": {"segment_id": 2, "segment_name": "Lapsed", "micro_segment_id": 4},
+    ...             "current": {"segment_id": 2, "segment_name": "Lapsed", "micro_segment_id": 5}})
+    'c1: Lapsed, micro-segment 4 → 5 (behaviour)'
     """
     why = ", ".join(
         f"{e.get('feature', '?')}={float(e.get('value', 0.0)):.3g} ({float(e.get('z', 0.0)):+.1f}σ)"
         for e in change.get("explanation") or []
         if isinstance(e, dict)
     )
-    text = (
-        f"{change.get('customer_id', '?')}: {_ref(change.get('previous'))} → "
-        f"{_ref(change.get('current'))} ({change.get('reason', '?')})"
-    )
+    before, after = change.get("previous"), change.get("current")
+    if (
+        isinstance(before, dict)
+        and isinstance(after, dict)
+        and (before.get("segment_id") == after.get("segment_id"))
+    ):
+        move = (
+            f"{_ref(after)}, micro-segment {before.get('micro_segment_id')} → "
+            f"{after.get('micro_segment_id')}"
+        )
+    else:
+        move = f"{_ref(before)} → {_ref(after)}"
+    text = f"{change.get('customer_id', '?')}: {move} ({change.get('reason', '?')})"
     return text + (f" because {why}" if why else "")
 
 
@@ -162,29 +175,36 @@ def status_line(state: DemoState) -> str:
     )
 
 
-def live_view(state: DemoState) -> RenderableType:
-    """The live terminal view: status, segments, change feed, lifecycle and drift, URLs."""
+def _lines(lines: list[str]) -> Text:
+    """Lines that are cut, not wrapped, at the width of the terminal."""
+    return Text("\n".join(lines) or "(none yet)", no_wrap=True, overflow="ellipsis")
+
+
+def live_view(state: DemoState, rows: int = 8) -> RenderableType:
+    """The live terminal view (about 40 lines): status and URLs, segments, change feed,
+    lifecycle and drift events."""
     sizes = state.snapshot.segment_sizes if state.snapshot else {}
-    seg = Table(title="Segments (GET /segments, sizes from /metrics)", expand=True)
+    seg = Table(title="segments (GET /segments; sizes from /metrics)", expand=True)
     for col, kw in (("id", {"justify": "right"}), ("name", {}), ("size", {"justify": "right"}),
                     ("share", {"justify": "right"}), ("tier", {}), ("traits", {}),
                     ("suggested action", {}), ("members by source", {})):  # fmt: skip
-        seg.add_column(col, **kw)  # type: ignore[arg-type]
-    for r in segment_rows(state.segments, sizes, state.feed.sources()):
+        seg.add_column(col, no_wrap=True, overflow="ellipsis", **kw)  # type: ignore[arg-type]
+    for r in segment_rows(state.segments, sizes, state.feed.sources())[:rows]:
         seg.add_row(
             str(r["segment_id"]), str(r["name"]), f"{r['size']:,}", f"{r['share']:.0%}",
-            str(r["value_tier"]), fmt_traits(r["traits"]), str(r["suggested_action"]),
+            str(r["value_tier"]), fmt_traits(r["traits"], 2), str(r["suggested_action"]),
             fmt_sources(r["sources"]),
         )  # fmt: skip
-    changes = Text("\n".join(fmt_change(c) for c in reversed(state.feed.changes)) or "(none yet)")
-    events = Text("\n".join(fmt_event(e) for e in reversed(state.feed.events)) or "(none yet)")
-    reasons = ", ".join(f"{k} {v:,}" for k, v in state.feed.change_reasons.most_common())
+    feed = state.feed
+    changes = _lines([fmt_change(c) for c in reversed(feed.changes)][:rows])
+    events = _lines([fmt_event(e) for e in reversed(feed.events)][:rows])
+    reasons = ", ".join(f"{k} {v:,}" for k, v in feed.change_reasons.most_common())
+    head = Text("\n".join([status_line(state), *urls(state)]), no_wrap=True, overflow="ellipsis")
     return Group(
-        Panel(Text(status_line(state)), title="microseg demo", subtitle=_speed(state)),
+        Panel(head, title="microseg demo (curl the URLs while it runs)", subtitle=_speed(state)),
         seg,
-        Panel(changes, title=f"segment-changes: {state.feed.change_count:,} ({reasons})"),
+        Panel(changes, title=f"segment-changes: {feed.change_count:,} ({reasons})"),
         Panel(events, title="segment-events: lifecycle and drift"),
-        Panel(Text("\n".join(urls(state))), title="look it up while it runs (curl)"),
     )
 
 
