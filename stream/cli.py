@@ -86,7 +86,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo
+    from stream.demo.run import run_demo
 
     return run_demo(args)
 

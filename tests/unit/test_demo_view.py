@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from stream.demo_data import DAY_MS, WEEK_MS, scan, shift_line, split_live, timeline
-from stream.demo_state import DemoState, Feed, Snapshot, parse_metrics
-from stream.demo_view import (
+from stream.demo.data import DAY_MS, WEEK_MS, scan, shift_line, split_live, timeline
+from stream.demo.state import DemoState, Feed, Snapshot, parse_metrics
+from stream.demo.view import (
     fmt_change,
     fmt_event,
     live_view,

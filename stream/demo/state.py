@@ -1,7 +1,7 @@
 """What the demo knows while it runs: worker metrics, segments, and the output topics' records.
 
-Pure and synchronous: the demo's feeds (`stream.demo_feed`) put scraped text and consumed
-records in; the view (`stream.demo_view`) reads it. Nothing here does I/O.
+Pure and synchronous: the demo's feeds (`stream.demo.feed`) put scraped text and consumed
+records in; the view (`stream.demo.view`) reads it. Nothing here does I/O.
 
 >>> m = parse_metrics('microseg_events_total{stream="email",outcome="accepted"} 3\\n# x\\nup 1')
 >>> metric_sum(m, "microseg_events_total", outcome="accepted"), metric_sum(m, "nope")

@@ -1,7 +1,7 @@
 """How the demo shows what it knows: a live ``rich`` view, plain status lines, the summary.
 
 Every function here is pure: it takes the `DemoState` (or a part of it) and returns text or a
-``rich`` renderable; `stream.demo` decides when and where to print them.
+``rich`` renderable; `stream.demo.run` decides when and where to print them.
 
 >>> fmt_traits([{"feature": "share_app", "z": 2.14}, {"feature": "spend_30d", "z": -0.5}])
 'share_app +2.1σ, spend_30d -0.5σ'
@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stream.demo_state import DemoState, Snapshot
+from stream.demo.state import DemoState, Snapshot
 
 _HIDDEN = {"event_id", "schema_version", "kind", "model_version", "names", "mapping"}
 _DRIFT_FIELDS = ("detector", "level", "subject", "statistic", "event_time")

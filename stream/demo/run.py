@@ -2,7 +2,7 @@
 
 Runs end to end on a fresh machine. It starts the embedded broker (unless ``MICROSEG_BROKER``
 names one), creates the topics, starts a worker subprocess and waits until it is ready. Then it
-replays the bundled files (`stream.demo_data`: aligned on one timeline, the older history as fast
+replays the bundled files (`stream.demo.data`: aligned on one timeline, the older history as fast
 as possible, the last ``--live-days`` paced at ``--speed``× event time) while showing, live, the
 segments (``GET /segments``, sizes from ``/metrics``), the ``segment-changes`` and
 ``segment-events`` topics, throughput and consumer lag. When the worker has consumed every line
@@ -30,7 +30,7 @@ from pathlib import Path
 from stream.adapters.embedded import broker_for, free_port
 from stream.adapters.topics import ensure_topics
 from stream.config import Settings
-from stream.demo_data import (
+from stream.demo.data import (
     DemoFile,
     bundled_files,
     scan,
@@ -39,9 +39,9 @@ from stream.demo_data import (
     split_live,
     timeline,
 )
-from stream.demo_feed import TopicFeed, live_segments, scrape
-from stream.demo_state import DemoState
-from stream.demo_view import live_view, render_summary, status_line, summary, urls
+from stream.demo.feed import TopicFeed, live_segments, scrape
+from stream.demo.state import DemoState
+from stream.demo.view import live_view, render_summary, status_line, summary, urls
 from stream.errors import MicrosegError
 from stream.replay import Progress, make_producer, produce_lines
 
@@ -103,7 +103,7 @@ def _port_free(port: int) -> bool:
 
 
 def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    from stream.demo_feed import http_get
+    from stream.demo.feed import http_get
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

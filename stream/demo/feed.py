@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 from stream.config import Settings
-from stream.demo_state import Feed, Metrics, parse_metrics
+from stream.demo.state import Feed, Metrics, parse_metrics
 
 log = logging.getLogger(__name__)
 
