@@ -181,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--live-days", type=float, default=35.0,
                    help="the last this-many days of event time are paced; older history is "
                    "sent as fast as possible (default 35)")  # fmt: skip
-    d.add_argument("--backfill-seconds", type=float, default=20.0,
+    d.add_argument("--backfill-seconds", type=float, default=40.0,
                    help="the history before the live days is paced to take about this long "
-                   "(default 20; with --speed 0 it is sent as fast as possible too)")  # fmt: skip
+                   "(default 40; with --speed 0 it is sent as fast as possible too)")  # fmt: skip
     d.add_argument("--follow", "--keep", dest="follow", action="store_true",
                    help="keep the worker and broker running after the summary (Ctrl-C stops)")  # fmt: skip
     d.add_argument("--plain", action="store_true",

@@ -128,7 +128,7 @@ def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]
         )
         try:
             yield proc
-        except BaseException:
+        except Exception:  # not on Ctrl-C: that is no failure of the worker's
             sys.stderr.write(log.read_text(errors="replace")[-3000:])
             raise
         finally:
@@ -186,7 +186,22 @@ def _loop(step: Callable[[], bool], render: Callable[[], None], every: float = 1
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """CLI entry point."""
+    """CLI entry point. Ctrl-C or SIGTERM stop the worker and the broker on the way out."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("demo interrupted: worker and broker stopped", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # the view is the output, not client chatter
     logging.getLogger("kafka").setLevel(logging.ERROR)
     settings = Settings.load()
@@ -223,6 +238,7 @@ def run_demo(args: argparse.Namespace) -> int:
             _wait_ready(state.base_url, proc)
             state.started = time.monotonic()
             print(_intro(files, parts, args.live_days), flush=True)
+            print("worker ready; while it runs: " + "  ".join(urls(state)), flush=True)
             feed = TopicFeed(bootstrap, settings, state.feed, lock).start()
             try:
                 replayer = Replayer(bootstrap, settings, state, parts).start()
@@ -299,6 +315,7 @@ def _follow(
     proc: subprocess.Popen[bytes],
 ) -> None:  # fmt: skip
     print("following: worker and broker keep running; Ctrl-C stops them", flush=True)
+    state.phase = "following"
     for url in urls(state):
         print(f"  {url}", flush=True)
 

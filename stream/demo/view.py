@@ -232,6 +232,12 @@ def summary(state: DemoState, snap: Snapshot, wall_s: float) -> dict[str, Any]:
     }
 
 
+_TOO_OLD = [
+    "  (too_old: more than MICROSEG_LATENESS_DAYS older than the customer's newest event when it"
+    " was read; the worker reads the three input topics independently, so one can run ahead)"
+]
+
+
 def render_summary(s: dict[str, Any]) -> str:
     """The summary as text."""
     dead = s["dead_lettered"]
@@ -241,6 +247,7 @@ def render_summary(s: dict[str, Any]) -> str:
         f"lines sent: {s['lines_sent']:,}    events in (consumed by the worker): "
         f"{s['events_in']:,}",
         "  by outcome: " + ", ".join(f"{k} {v:,}" for k, v in s["outcomes"].items()),
+        *_TOO_OLD[: 1 if s["outcomes"].get("too_old") else 0],
         f"dead-lettered: {sum(dead.values()):,}"
         + (" (" + ", ".join(f"{k} {v}" for k, v in dead.items()) + ")" if dead else ""),
         f"segments found (model v{s['model_version']}): {len(s['segments'])}",
@@ -250,14 +257,15 @@ def render_summary(s: dict[str, Any]) -> str:
             f"  #{r['segment_id']:<3} {r['name']:<40} {r['size']:>6,} {r['share']:>6.1%}  "
             f"{r['value_tier']:<4} {fmt_traits(r['traits'])}"
         )
-        out.append(
-            f"       → {r['suggested_action']}; members by source: {fmt_sources(r['sources'])}"
-        )
+        members = fmt_sources(r["sources"]) if r["size"] else "none scored into it yet"
+        out.append(f"       → {r['suggested_action']}; members by source: {members}")
+    reasons = ", ".join(f"{k} {v:,}" for k, v in s["changes_by_reason"].items())
     out.append(
-        f"changes emitted: {s['changes_emitted']:,} ("
-        + ", ".join(f"{k} {v:,}" for k, v in s["changes_by_reason"].items())
-        + f"); read from segment-changes: {s['changes_consumed']:,}"
+        f"changes emitted: {s['changes_emitted']:,}"
+        + (f" ({reasons})" if reasons else "")
+        + f"; read from segment-changes: {s['changes_consumed']:,}"
     )
-    out.append("segment events: " + ", ".join(f"{k} {v}" for k, v in s["segment_events"].items()))
+    kinds = ", ".join(f"{k} {v}" for k, v in s["segment_events"].items())
+    out.append("segment events: " + (kinds or "none"))
     out.append(f"wall time: {s['wall_time_s']:.0f} s")
     return "\n".join(out)

@@ -184,6 +184,9 @@ def test_summary_cross_checks_and_renders() -> None:
     assert "dead-lettered: 3 (not_json 2, wrong_type 1)" in text
     assert "High-value app loyalists" in text and "loyalty perks and early access" in text
     assert "changes emitted: 45 (behaviour 5, new_customer 40)" in text
+    assert "too_old: more than MICROSEG_LATENESS_DAYS" in text  # explained when there are any
+    result["segments"][1]["size"] = 0
+    assert "members by source: none scored into it yet" in render_summary(result)
     json.dumps(result)  # JSON-ready
 
 
