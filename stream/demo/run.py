@@ -148,7 +148,7 @@ class Monitor:
         self.state, self.lock, self.replayer = state, lock, replayer
         self._last_segments = 0.0
         self._quiet_since: float | None = None
-        self._last_changes = -1
+        self._last_seen: tuple[int, int, float] = (-1, -1, -1.0)
 
     def poll(self) -> None:
         now = time.monotonic()
@@ -164,17 +164,19 @@ class Monitor:
             self._last_segments = now
 
     def settled(self, quiet_s: float = 4.0) -> bool:
-        """Everything sent was consumed, nothing lags, and no change arrived for ``quiet_s``."""
+        """Everything sent was consumed, nothing lags, and for ``quiet_s`` no change or
+        segment event arrived and the model version stayed the same."""
         snap = self.state.snapshot
         if not self.replayer.done.is_set() or snap is None:
             return False
         if snap.events_in < self.state.lines_sent or snap.lag > 0:
             self._quiet_since = None
             return False
-        changes = self.state.feed.change_count
+        feed = self.state.feed
+        seen = (feed.change_count, feed.event_kinds.total(), snap.model_version)
         now = time.monotonic()
-        if changes != self._last_changes or self._quiet_since is None:
-            self._last_changes, self._quiet_since = changes, now
+        if seen != self._last_seen or self._quiet_since is None:
+            self._last_seen, self._quiet_since = seen, now
         return now - self._quiet_since >= quiet_s
 
 

