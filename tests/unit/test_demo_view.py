@@ -243,3 +243,26 @@ def test_shift_line_rewrites_a_line_that_is_not_compact() -> None:
         "note": "2017-01-01T00:00:00+00:00",
         "ts": "2017-01-08T00:00:00+00:00",
     }
+
+
+def test_monitor_settles_once_everything_sent_is_consumed_and_nothing_lags() -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from stream.demo.drive import Monitor
+
+    replayer = SimpleNamespace(done=threading.Event())
+    s = DemoState(lines_sent=94)
+    monitor = Monitor(s, threading.Lock(), replayer)  # type: ignore[arg-type]
+    assert not monitor.settled(quiet_s=0.0)  # no scrape yet
+    s.observe(parse_metrics(METRICS), at=1.0)  # 94 consumed, lag 5
+    assert not monitor.settled(quiet_s=0.0)  # still sending
+    replayer.done.set()
+    assert not monitor.settled(quiet_s=0.0)  # lagging
+    caught_up = "\n".join(x for x in METRICS.splitlines() if "lag" not in x)
+    s.observe(parse_metrics(caught_up), at=2.0)
+    assert s.snapshot is not None and s.snapshot.lag == 0
+    assert monitor.settled(quiet_s=0.0)
+    assert not monitor.settled(quiet_s=3600.0)  # quiet for an hour: not yet
+    s.lines_sent = 95  # one more line sent than consumed
+    assert not monitor.settled(quiet_s=0.0)
