@@ -199,11 +199,16 @@ def live_view(state: DemoState, rows: int = 8) -> RenderableType:
     changes = _lines([fmt_change(c) for c in reversed(feed.changes)][:rows])
     events = _lines([fmt_event(e) for e in reversed(feed.events)][:rows])
     reasons = ", ".join(f"{k} {v:,}" for k, v in feed.change_reasons.most_common())
+    reasons = f" ({reasons})" if reasons else ""
+    if not state.segments:
+        seg.caption = (
+            "no model yet: the trainer publishes one after MICROSEG_WARMUP_SAMPLES samples"
+        )
     head = Text("\n".join([status_line(state), *urls(state)]), no_wrap=True, overflow="ellipsis")
     return Group(
         Panel(head, title="microseg demo (curl the URLs while it runs)", subtitle=_speed(state)),
         seg,
-        Panel(changes, title=f"segment-changes: {feed.change_count:,} ({reasons})"),
+        Panel(changes, title=f"segment-changes: {feed.change_count:,}{reasons}"),
         Panel(events, title="segment-events: lifecycle and drift"),
     )
 
