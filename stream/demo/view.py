@@ -185,10 +185,12 @@ def live_view(state: DemoState, rows: int = 8) -> RenderableType:
     lifecycle and drift events."""
     sizes = state.snapshot.segment_sizes if state.snapshot else {}
     seg = Table(title="segments (GET /segments; sizes from /metrics)", expand=True)
-    for col, kw in (("id", {"justify": "right"}), ("name", {}), ("size", {"justify": "right"}),
-                    ("share", {"justify": "right"}), ("tier", {}), ("traits", {}),
-                    ("suggested action", {}), ("members by source", {})):  # fmt: skip
-        seg.add_column(col, no_wrap=True, overflow="ellipsis", **kw)  # type: ignore[arg-type]
+    right: dict[str, Any] = {"justify": "right"}
+    for col, kw in (("id", {**right, "min_width": 3}), ("name", {"ratio": 3}),
+                    ("size", {**right, "min_width": 6}), ("share", {**right, "min_width": 5}),
+                    ("tier", {"min_width": 4}), ("traits", {"ratio": 3}),
+                    ("suggested action", {"ratio": 2}), ("members by source", {"ratio": 2})):  # fmt: skip
+        seg.add_column(col, no_wrap=True, overflow="ellipsis", **kw)
     for r in segment_rows(state.segments, sizes, state.feed.sources())[:rows]:
         seg.add_row(
             str(r["segment_id"]), str(r["name"]), f"{r['size']:,}", f"{r['share']:.0%}",
