@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install promtool demo test check unit integration bench schemas clean
+.PHONY: install promtool demo demo-data-sim test check unit integration bench schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ promtool: $(STAMP)
 
 demo: install
 	$(BIN)/microseg demo
+
+# The simulated multi-stream demo file and its answer key (synthetic: `microseg simulate`, see
+# stream/data/demo/SOURCES.md). Byte-for-byte reproducible; tests/unit/test_demo_data.py re-runs
+# it with the parameters recorded in the truth file and compares.
+DEMO_SIM_ARGS := --customers 400 --days 35 --seed 7
+demo-data-sim: install
+	$(BIN)/microseg simulate $(DEMO_SIM_ARGS) \
+	  --out stream/data/demo/simulated.jsonl.gz --truth stream/data/demo/simulated.truth.json
 
 # Static checks first (cheap, and they guard the core/adapter layering), then every test.
 check: install

@@ -92,7 +92,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream.demo import run_demo
+    from stream.demo.run import run_demo
 
     return run_demo(args)
 
@@ -214,9 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_replay)
 
     d = sub.add_parser(
-        "demo", help="broker + worker + replay of the bundled events, then a summary"
+        "demo",
+        help="broker + worker + paced replay of the bundled data with a live view, then a summary",
     )
-    d.add_argument("--keep", action="store_true", help="keep running after the summary")
+    d.add_argument("--speed", type=float, default=30_000.0,
+                   help="event-time speed-up of the live part; 0: as fast as possible "
+                   "(default 30,000: a day in ~2.9 s)")  # fmt: skip
+    d.add_argument("--live-days", type=float, default=35.0,
+                   help="the last this-many days of event time are paced; older history is "
+                   "sent as fast as possible (default 35)")  # fmt: skip
+    d.add_argument("--backfill-seconds", type=float, default=40.0,
+                   help="the history before the live days is paced to take about this long "
+                   "(default 40; with --speed 0 it is sent as fast as possible too)")  # fmt: skip
+    d.add_argument("--follow", "--keep", dest="follow", action="store_true",
+                   help="keep the worker and broker running after the summary (Ctrl-C stops)")  # fmt: skip
+    d.add_argument("--plain", action="store_true",
+                   help="plain status lines instead of the live view (the default without a TTY)")  # fmt: skip
+    d.add_argument("--files", nargs="+", type=Path, default=None, metavar="FILE",
+                   help="replay these JSONL files instead of the bundled demo data")  # fmt: skip
+    d.add_argument("--limit", type=int, default=None, help="at most N lines of each file")
+    d.add_argument("--drain-timeout", type=float, default=180.0,
+                   help="seconds to wait for the worker once the paced replay is due to end")  # fmt: skip
+    d.add_argument("--summary-json", type=Path, default=None, metavar="PATH",
+                   help="also write the summary as JSON to PATH")  # fmt: skip
     d.set_defaults(func=_demo)
 
     bn = sub.add_parser(

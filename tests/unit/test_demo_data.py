@@ -1,8 +1,8 @@
 """The bundled demo data (stream/data/demo) honours the v1 input contract.
 
-The files are made by scripts/convert_data.py from the real datasets in ../shared/data; see
-stream/data/demo/SOURCES.md. The reproducibility test needs those datasets and is skipped without
-them.
+The real files are made by scripts/convert_data.py from the datasets in ../shared/data, the
+simulated one by `make demo-data-sim` (`microseg simulate`); see stream/data/demo/SOURCES.md. The
+reproducibility test of the real files needs those datasets and is skipped without them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ PREFIX = {
     "online_retail_ii.jsonl.gz": "ori-",
     "rees46.jsonl.gz": "r46-",
     "hillstrom.jsonl.gz": "hill-",
+    "simulated.jsonl.gz": "sim-",
 }
+SIMULATED = "simulated.jsonl.gz"
+SIMULATED_TRUTH = "simulated.truth.json"
 GOOD_FILES = sorted(PREFIX)
 BAD_FILE = "bad_events.jsonl"
 
@@ -43,8 +46,9 @@ def test_bundled_files_are_the_expected_ones() -> None:
     assert sorted(p.name for p in DEMO.glob("*.jsonl.gz")) == GOOD_FILES
     assert (DEMO / BAD_FILE).is_file()
     assert (DEMO / "SOURCES.md").is_file()
+    assert (DEMO / SIMULATED_TRUTH).is_file()
     total = sum(p.stat().st_size for p in DEMO.iterdir() if p.is_file())
-    assert total < 3_200_000, f"demo data is {total} bytes; keep it under ~3 MB"
+    assert total < 3_800_000, f"demo data is {total} bytes; keep it under ~3.6 MB"
 
 
 @pytest.mark.parametrize("name", GOOD_FILES)
@@ -88,6 +92,22 @@ def test_every_bad_event_is_rejected() -> None:
         assert isinstance(result, Rejection), f"{BAD_FILE}:{n} was accepted: {line!r}"
 
 
+def test_simulated_file_is_reproducible_from_its_recorded_parameters(tmp_path: Path) -> None:
+    from stream.simulate import run_simulate
+
+    truth = json.loads((DEMO / SIMULATED_TRUTH).read_text())
+    params = truth["parameters"]
+    assert params["customers"] <= 800 and params["days"] <= 40  # small enough to ship and replay
+    run_simulate(
+        tmp_path / SIMULATED, tmp_path / SIMULATED_TRUTH,
+        params["customers"], params["days"], truth["seed"],
+    )  # fmt: skip
+    for name in (SIMULATED, SIMULATED_TRUTH):
+        assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), (
+            f"{name} differs from a fresh simulation; re-run `make demo-data-sim`"
+        )
+
+
 def test_conversion_is_reproducible(tmp_path: Path) -> None:
     if not SHARED.is_dir():
         pytest.skip(f"the shared datasets are not here ({SHARED})")
@@ -97,7 +117,7 @@ def test_conversion_is_reproducible(tmp_path: Path) -> None:
         capture_output=True,
         cwd=tmp_path,
     )
-    for name in [*GOOD_FILES, BAD_FILE]:
+    for name in [*(n for n in GOOD_FILES if n != SIMULATED), BAD_FILE]:
         assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), (
             f"{name} differs from a fresh conversion; re-run scripts/convert_data.py"
         )
