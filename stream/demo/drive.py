@@ -24,7 +24,7 @@ class _Sent(Progress):
         self.state = state
         self.base = base
 
-    def update(self, done: int, force: bool = False) -> None:
+    def update(self, done: int, force: bool = False, note: str = "") -> None:
         self.state.lines_sent = self.base + done
 
 
