@@ -221,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event-time speed-up of the live part; 0: as fast as possible "
                    "(default 30,000: a day in ~2.9 s)")  # fmt: skip
     d.add_argument("--live-days", type=float, default=35.0,
-                   help="the last this-many days of event time are paced; older history is "
-                   "sent as fast as possible (default 35)")  # fmt: skip
+                   help="the last this-many days of event time are paced at --speed; older "
+                   "history is the backfill (default 35)")  # fmt: skip
     d.add_argument("--backfill-seconds", type=float, default=40.0,
                    help="the history before the live days is paced to take about this long "
                    "(default 40; with --speed 0 it is sent as fast as possible too)")  # fmt: skip

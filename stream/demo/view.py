@@ -230,6 +230,7 @@ def summary(state: DemoState, snap: Snapshot, wall_s: float) -> dict[str, Any]:
         "outcomes": outcomes,
         "dead_lettered": {k: int(v) for k, v in sorted(snap.dead_letters.items())},
         "model_version": int(snap.model_version),
+        "customers_assigned": int(sum(snap.segment_sizes.values())),
         "segments": segment_rows(state.segments, snap.segment_sizes, state.feed.sources()),
         "changes_emitted": int(sum(snap.changes_by_reason.values())),
         "changes_by_reason": {k: int(v) for k, v in sorted(snap.changes_by_reason.items())},
@@ -259,6 +260,12 @@ def render_summary(s: dict[str, Any]) -> str:
         + (" (" + ", ".join(f"{k} {v}" for k, v in dead.items()) + ")" if dead else ""),
         f"segments found (model v{s['model_version']}): {len(s['segments'])}",
     ]
+    stale = s["customers_assigned"] - sum(r["size"] for r in s["segments"])
+    if stale > 0:
+        out.append(
+            f"  ({stale:,} of {s['customers_assigned']:,} customers are still in segments this model "
+            "no longer has; the worker moves them when their partition next gets events)"
+        )
     for r in s["segments"]:
         out.append(
             f"  #{r['segment_id']:<3} {r['name']:<40} {r['size']:>6,} {r['share']:>6.1%}  "

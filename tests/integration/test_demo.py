@@ -22,7 +22,7 @@ from tests.integration.harness import Names, read_topic
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = Path(str(files("stream.data.demo")))
-LIMIT = 1500  # lines per file: ~7,500 in all, under a minute on a busy 2-core machine
+LIMIT = 1000  # lines per file: ~5,000 in all, under a minute on a busy 2-core machine
 # A first model after a few hundred samples (the worker inherits the demo's environment), so that
 # the reduced data set still has events to score after it.
 FAST_LEARNING = {
@@ -54,21 +54,24 @@ def test_demo_reports_segments_and_changes_that_add_up(
     bundled = sorted(DEMO.glob("*.jsonl.gz")) + sorted(DEMO.glob("*.jsonl"))
     sent = sum(len(_lines(p)) for p in bundled)
     assert s["lines_sent"] == sent == s["events_in"] == sum(s["outcomes"].values())
+    o = s["outcomes"]
     dead = sum(s["dead_lettered"].values())
-    assert dead == s["outcomes"]["dead_lettered"] == len(_lines(DEMO / "bad_events.jsonl"))
-    assert s["outcomes"]["accepted"] == sent - dead - s["outcomes"].get("too_old", 0) - s[
-        "outcomes"
-    ].get("duplicate", 0)
+    assert dead == o["dead_lettered"] == len(_lines(DEMO / "bad_events.jsonl"))
+    assert o["accepted"] == sent - dead - o.get("too_old", 0) - o.get("duplicate", 0)
 
-    # Segments with names, sizes that are the members the changes put there, shares that add up.
+    # Segments with names and profiles; sizes that are the members the changes put there. Customers
+    # may still sit in segments the newest model dropped (moved on their partition's next events),
+    # so the live segments hold at most every assigned customer.
     segments = s["segments"]
     assert len(segments) >= 2 and s["model_version"] >= 1
     assert all(isinstance(r["name"], str) and r["name"] for r in segments)
     assert all(r["value_tier"] and r["suggested_action"] for r in segments)
-    assert sum(r["size"] for r in segments) > 0
-    assert abs(sum(r["share"] for r in segments) - 1.0) < 0.01
     for r in segments:
         assert sum(r["sources"].values()) == r["size"], r
+    live = sum(r["size"] for r in segments)
+    assert 0 <= live <= s["customers_assigned"]
+    if live:
+        assert abs(sum(r["share"] for r in segments) - 1.0) < 0.01
 
     # Changes: emitted (worker metrics) == read by the demo == on the topic; every customer's
     # first assignment is a new_customer change.
@@ -76,7 +79,7 @@ def test_demo_reports_segments_and_changes_that_add_up(
     assert s["changes_emitted"] > 0
     assert s["changes_emitted"] == s["changes_consumed"] == len(changes)
     first = {json.loads(r.value)["customer_id"] for r in changes}
-    assert s["changes_by_reason"]["new_customer"] == len(first)
+    assert s["changes_by_reason"]["new_customer"] == len(first) == s["customers_assigned"]
     assert 1 <= s["segment_events"].get("model_published", 0) <= s["model_version"]
 
     text = proc.stdout

@@ -185,8 +185,11 @@ def test_summary_cross_checks_and_renders() -> None:
     assert "High-value app loyalists" in text and "loyalty perks and early access" in text
     assert "changes emitted: 45 (behaviour 5, new_customer 40)" in text
     assert "too_old: more than MICROSEG_LATENESS_DAYS" in text  # explained when there are any
+    assert result["customers_assigned"] == 40 and "still in segments" not in text
     result["segments"][1]["size"] = 0
-    assert "members by source: none scored into it yet" in render_summary(result)
+    text = render_summary(result)
+    assert "members by source: none scored into it yet" in text
+    assert "(10 of 40 customers are still in segments this model no longer has" in text
     json.dumps(result)  # JSON-ready
 
 
