@@ -13,7 +13,9 @@ simulator's truth file, and reports:
 * **lapses**: the same for customers who go silent (move to any other segment after their last
   event);
 * **spurious changes**: segment changes (not micro-segment) of stable customers — same persona
-  throughout, never silent — after a warm-up, per customer per 30 days.
+  throughout, never silent — after a warm-up, per customer per 30 days; also counted by the
+  change's ``reason`` (``by_reason``: the moves a model update forced, ``model_update`` and
+  ``segment_retired``, apart from ``behaviour`` ones).
 
 >>> adjusted_rand([0, 0, 1, 1], ["a", "a", "b", "b"]), adjusted_rand([0, 1, 0, 1], [0, 0, 1, 1])
 (1.0, -0.5)
@@ -99,9 +101,11 @@ def evaluate(
     """The evaluation report (see the module docstring)."""
     people = {c["customer_id"]: c for c in truth["customers"]}
     history: dict[str, list[tuple[int, int]]] = {}  # customer → [(time, segment)] by version
+    reasons: dict[str, list[str]] = {}  # customer → the reason of each change, likewise
     for ch in sorted(changes, key=lambda c: (c["customer_id"], c["version"])):
         seg = ch["current"]["segment_id"] if ch["current"] else 0
         history.setdefault(ch["customer_id"], []).append((_ms(ch["event_time"]), seg))
+        reasons.setdefault(ch["customer_id"], []).append(ch["reason"])
     final = {cid: h[-1][1] for cid, h in history.items() if h[-1][1]}
     cids = sorted(c for c in final if c in people)
     personas = [people[c]["persona_end"] for c in cids]
@@ -151,7 +155,7 @@ def evaluate(
               if p.get("active_until_ms") and p["active_until_ms"] <= end_ms - observe
               and c in history]  # fmt: skip
     warm = start_ms + int(warmup_days * DAY_MS)
-    spurious = 0
+    spurious: Counter[str] = Counter()  # by reason
     exposure_days = 0.0
     for cid in stable:
         since = max(warm, people[cid]["joined_ms"] + observe)
@@ -159,8 +163,10 @@ def evaluate(
             continue
         exposure_days += (end_ms - since) / DAY_MS
         h = history[cid]
-        spurious += sum(1 for (t, s), (_, prev) in zip(h[1:], h, strict=False)
-                        if t >= since and s != prev and prev)  # fmt: skip
+        for (t, seg), (_, prev), why in zip(h[1:], h, reasons[cid][1:], strict=False):
+            if t >= since and seg != prev and prev:
+                spurious[why] += 1
+    n_spurious = spurious.total()
     return {
         "customers": len(cids),
         "segments": len(set(segments)),
@@ -174,8 +180,9 @@ def evaluate(
         "lapses": movement(lapses),
         "spurious": {
             "stable_customers": len(stable),
-            "changes": spurious,
-            "per_customer_per_30_days": round(spurious / exposure_days * 30, 4)
+            "changes": n_spurious,
+            "by_reason": dict(sorted(spurious.items())),
+            "per_customer_per_30_days": round(n_spurious / exposure_days * 30, 4)
             if exposure_days
             else None,
             "warmup_days": warmup_days,
