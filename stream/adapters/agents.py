@@ -70,6 +70,11 @@ def register(svc: Service) -> None:
 
 async def process_events(svc: Service, events: Sequence[Any]) -> None:
     """Process one batch; never raises."""
+    async with svc.lock:  # no model catch-up (`segments.catch_up`) in between
+        await _process(svc, events)
+
+
+async def _process(svc: Service, events: Sequence[Any]) -> None:
     started = time.perf_counter()
     try:
         await _apply(svc, events, [to_record(svc, e) for e in events])

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -47,6 +48,10 @@ class Service:
     erasure_topic: Any
     model_feed: ModelFeed
     change_feed: ChangeFeed
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while the customer table is read and written (ingest batches, model catch-up)."""
+    last_event: dict[int, Any] = field(default_factory=dict)
+    """Input partition → its newest event (the table's partition context for catch-up)."""
 
     @property
     def segmenter(self) -> Any:

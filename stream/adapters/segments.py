@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from stream.core.assigner import Assigner
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_INTERVAL_S = 2.0
+"""How often a worker checks for partitions a newer model has not reached yet."""
 MODEL_KEY = b"model"
 
 
@@ -78,6 +81,7 @@ async def score_batch(
     by_partition: dict[int, Any] = {}
     for e in events:
         by_partition[e.message.partition] = e
+    svc.last_event.update(by_partition)
     key_event = {e.message.key: e for e in events}
     updated: dict[int, dict[str, CustomerState]] = {}
     for cid, state in changed.items():
@@ -142,6 +146,10 @@ def register(svc: Service) -> None:
 
     app.task(model_feed)
 
+    @app.timer(interval=CATCH_UP_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def model_catch_up() -> None:
+        await catch_up(svc)
+
     async def change_feed() -> None:
         await svc.change_feed.run()
 
@@ -152,8 +160,49 @@ def register(svc: Service) -> None:
         for tp in revoked:
             if tp.topic in inputs:
                 svc.assigner.release(tp.partition)
+                svc.last_event.pop(tp.partition, None)
 
     app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
+
+
+async def catch_up(svc: Service) -> None:
+    """Apply a newer model to partitions that have had no events since it arrived: their
+    unassigned customers and members of dropped segments are re-scored now, not at their
+    partition's next event (`Assigner.catch_up`). Never raises."""
+    from stream.adapters.agents import as_current
+
+    if not svc.assigner.stale():
+        return
+    async with svc.lock:
+        for partition in svc.assigner.stale():
+            event = svc.last_event.get(partition)
+            if event is None:
+                continue
+            try:
+                with as_current(event):
+                    step = svc.assigner.catch_up(
+                        partition, _loader(svc, event), emitted_at=int(time.time() * 1000)
+                    )
+                    for cid, state in step.states.items():
+                        svc.customers[cid.encode()] = state.encode()
+                await _send_step(svc, step)
+            except Exception:
+                svc.metrics.agent_errors.labels("ingest").inc()
+                log.exception("model catch-up failed in partition %d", partition)
+
+
+def _loader(svc: Service, event: Any) -> Any:
+    """Read a stored state of ``event``'s partition (None if absent or unreadable)."""
+
+    def load(customer_id: str) -> CustomerState | None:
+        raw = svc.customers.get(customer_id.encode())
+        try:
+            return None if raw is None else CustomerState.decode(raw)
+        except StateDecodeError:
+            svc.metrics.agent_errors.labels("state_decode").inc()
+            return None
+
+    return load
 
 
 async def erase(svc: Service, event: Any) -> None:

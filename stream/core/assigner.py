@@ -87,6 +87,7 @@ class Assigner:
         self.schedules: dict[int, Schedule] = {}
         self.sizes: dict[int, Counter[int]] = {}  # partition → segment id → customers
         self._model_version: dict[int, int] = {}  # partition → model version it was reassessed at
+        self._watermark: dict[int, int] = {}  # partition → newest watermark it was stepped to
 
     def owns(self, partition: int) -> bool:
         """Whether the partition's schedule is built."""
@@ -111,6 +112,7 @@ class Assigner:
         """Forget a partition this worker no longer owns."""
         self.schedules.pop(partition, None)
         self._model_version.pop(partition, None)
+        self._watermark.pop(partition, None)
         self.sizes.pop(partition, None)
 
     def forget(self, partition: int, customer_id: str, segment_id: int = 0) -> None:
@@ -149,27 +151,11 @@ class Assigner:
         for cid, state in updated.items():
             sch.seen(cid, state.last_ts)
 
-        sizes = self.sizes[partition]
-
-        def score(rows: list[tuple[str, CustomerState, int]]) -> None:
-            changes = seg.score(rows, emitted_at)
-            for c in changes:
-                if c.previous:
-                    sizes[c.previous.segment_id] -= 1
-                if c.current:
-                    sizes[c.current.segment_id] += 1
-            out.changes += changes
-            for cid, state, _ in rows:
-                sch.scored(cid, state)
-                out.states[cid] = state
+        score = self._scorer(partition, out, emitted_at)
 
         model = seg.model
-        if model is not None and self._model_version[partition] < model.version:
-            self._model_version[partition] = model.version
-            stored = (
-                (c, out.states.get(c) or load(c)) for c in sch.customers() if c not in updated
-            )
-            score(seg.reassess(((c, s) for c, s in stored if s is not None), watermark))
+        self._watermark[partition] = max(self._watermark.get(partition, watermark), watermark)
+        self._reassess(partition, out, load, score, watermark, skip=updated)
         if model is not None:
             score([(cid, s, s.last_ts) for cid, s in updated.items()])
         days = sch.advance(watermark)
@@ -185,3 +171,61 @@ class Assigner:
                     report.samples.append((key, vector(s, max(day, s.last_ts))))
             out.reports.append(report)
         return out
+
+    def stale(self) -> list[int]:
+        """Partitions stepped before the newest model arrived (their members wait for it)."""
+        model = self.segmenter.model
+        if model is None:
+            return []
+        return [p for p, v in sorted(self._model_version.items())
+                if v < model.version and p in self._watermark]  # fmt: skip
+
+    def catch_up(self, partition: int, load: Loader, emitted_at: int) -> Step:
+        """Apply the newest model to a partition without new events: its unassigned customers and
+        the members of segments the model no longer has are re-scored at its watermark (what
+        `step` does first when events come)."""
+        out = Step()
+        score = self._scorer(partition, out, emitted_at)
+        self._reassess(partition, out, load, score, self._watermark[partition])
+        return out
+
+    def _scorer(
+        self, partition: int, out: Step, emitted_at: int
+    ) -> Callable[[list[tuple[str, CustomerState, int]]], None]:
+        """Score rows of ``partition`` into ``out``, keeping its sizes and schedule."""
+        sch, sizes, seg = self.schedules[partition], self.sizes[partition], self.segmenter
+
+        def score(rows: list[tuple[str, CustomerState, int]]) -> None:
+            changes = seg.score(rows, emitted_at)
+            for c in changes:
+                if c.previous:
+                    sizes[c.previous.segment_id] -= 1
+                if c.current:
+                    sizes[c.current.segment_id] += 1
+            out.changes += changes
+            for cid, state, _ in rows:
+                sch.scored(cid, state)
+                out.states[cid] = state
+
+        return score
+
+    def _reassess(
+        self,
+        partition: int,
+        out: Step,
+        load: Loader,
+        score: Callable[[list[tuple[str, CustomerState, int]]], None],
+        at: int,
+        skip: dict[str, CustomerState] | None = None,
+    ) -> None:
+        """Once per model version: re-score unassigned customers and members of dropped
+        segments (`Segmenter.reassess` at ``at``), except those in ``skip``."""
+        model = self.segmenter.model
+        if model is None or self._model_version[partition] >= model.version:
+            return
+        self._model_version[partition] = model.version
+        sch = self.schedules[partition]
+        skip = skip or {}
+        stored = ((c, out.states.get(c) or load(c)) for c in sch.customers() if c not in skip)
+        rows = self.segmenter.reassess(((c, s) for c, s in stored if s is not None), at)
+        score(rows)

@@ -127,3 +127,24 @@ def test_assigner_moves_members_of_a_retired_segment_when_the_model_changes() ->
         (2, "segment_retired")
     ]
     assert store["c0"].segment_id in (1, 3)
+
+
+def test_a_model_reaches_the_members_of_a_partition_without_new_events() -> None:
+    seg = Segmenter(holdout_share=0.0)
+    a = Assigner(seg)
+    seg.set_model(model(1, [1, 2]))
+    store = {f"c{i}": CustomerState(last_ts=5, first_ts=0, t0=0, segment_id=2, micro_id=102)
+             for i in range(3)}  # fmt: skip
+    a.adopt(0, store.items())
+    a.adopt(1, [])
+    a.step(0, {}, 7 * DAY_MS, store.get, emitted_at=0)
+    assert a.stale() == []  # partition 1 has never been stepped: nothing to catch up
+    seg.set_model(model(2, [1, 3]))  # segment 2 dropped while partition 0 gets no events
+    assert a.stale() == [0]
+    step = a.catch_up(0, store.get, emitted_at=9)
+    assert sorted(c.customer_id for c in step.changes) == ["c0", "c1", "c2"]
+    assert {c.reason for c in step.changes} == {"segment_retired"}
+    assert {c.event_time for c in step.changes} == {"1970-01-08T00:00:00.000Z"}  # the watermark
+    assert set(step.states) == set(store) and a.stale() == []
+    assert a.segment_sizes() == {3: 3} or a.segment_sizes() == {1: 3}
+    assert a.catch_up(0, store.get, emitted_at=9).changes == []  # once per model version
