@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--events", type=int, default=300_000, help="offline: synthetic events")
     bn.add_argument("--customers", type=int, default=30_000, help="distinct customers")
     bn.add_argument("--repeat", type=int, default=3, help="offline: runs of each measurement")
-    bn.add_argument("--e2e-events", type=int, default=100_000,
+    bn.add_argument("--e2e-events", type=int, default=60_000,
                     help="end to end: events each contender consumes")  # fmt: skip
     bn.add_argument("--latency-seconds", type=float, default=15.0,
                     help="end to end: duration of the paced load (70 %% of one worker's maximum)")  # fmt: skip

@@ -46,7 +46,7 @@ ROLES = ("dead_letter", "segment_changes", "segment_events", "segment_model", "f
 class E2EOptions:
     """Sizes of the end-to-end bench."""
 
-    events: int = 100_000
+    events: int = 60_000
     customers: int = 30_000
     latency_seconds: float = 15.0
     load_share: float = 0.7
