@@ -15,8 +15,9 @@ On the embedded broker (or ``MICROSEG_BROKER``), with topic and app names unique
    new customers) at a paced rate of ``load_share`` × its measured throughput; latency as in
    `stream.bench.latency`.
 
-Worker memory: RSS when its probe noted the first record minus RSS after the first data set,
-per distinct customer, scaled to 100,000 customers.
+Worker memory: RSS after the first data set minus RSS when its probe noted the first record,
+per distinct customer, scaled to 100,000 customers; and the same net of the consume-and-count
+agent's growth on the same records (fetch buffers, allocator warm-up: what is not per customer).
 """
 
 from __future__ import annotations
@@ -178,6 +179,13 @@ class _Run:
             out["contenders"]["two_workers"] = self.two(events, phase1)
         # last: the paced phase adds records to the input topics
         out["contenders"]["worker"], out["latency"] = self.worker(events, customers, phase1)
+        grown = [
+            p["rss_after_bytes"] - p["rss_first_in_bytes"]
+            for p in (out["contenders"][k]["processes"][0] for k in ("worker", "count"))
+        ]
+        out["contenders"]["worker"]["rss_bytes_per_100k_customers_net_of_count"] = round(
+            (grown[0] - grown[1]) / customers * 100_000
+        )
         return out
 
     def one(self, kind: str, events: int, ends: Ends) -> dict[str, Any]:

@@ -71,7 +71,9 @@ def render_e2e(e2e: dict[str, Any], targets: dict[str, dict[str, Any]]) -> str:
          f"{lat['to_processed_mark'].get('p50_ms', 0):>10,.1f} ms",
          f"p99 {lat['to_processed_mark'].get('p99_ms', 0):,.1f} ms"),
         ("worker RSS per 100,000 customers",
-         f"{c['worker']['rss_bytes_per_100k_customers'] / 1e6:>10,.1f} MB", ""),
+         f"{c['worker']['rss_bytes_per_100k_customers'] / 1e6:>10,.1f} MB",
+         f"{c['worker']['rss_bytes_per_100k_customers_net_of_count'] / 1e6:,.1f} MB net of "
+         "the count agent's growth"),
     ]  # fmt: skip
     for name in ("count", "table_send", "worker"):
         p = c[name]["processes"][0]

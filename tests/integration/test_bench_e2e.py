@@ -40,6 +40,7 @@ def test_every_contender_processed_exactly_what_was_produced(result: dict) -> No
     assert len(contenders["two_workers"]["processes"]) == 2
     assert all(p["count"] > 0 for p in contenders["two_workers"]["processes"])
     assert contenders["worker"]["rss_bytes_per_100k_customers"] > 0
+    assert "rss_bytes_per_100k_customers_net_of_count" in contenders["worker"]
 
 
 def test_latency_of_the_paced_phase(result: dict) -> None:

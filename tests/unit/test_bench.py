@@ -120,6 +120,7 @@ def _e2e(worker: int, p99: float) -> dict[str, object]:
 
     c = {"count": contender(10_000), "table_send": contender(2_000), "worker": contender(worker)}
     c["worker"]["rss_bytes_per_100k_customers"] = 50_000_000
+    c["worker"]["rss_bytes_per_100k_customers_net_of_count"] = 40_000_000
     stats = {"count": 5, "p50_ms": 10.0, "p99_ms": p99}
     lat = {**stats, "offered_events_per_s": 100, "load_share": 0.7, "events": 5,
            "to_segment_change": stats, "to_processed_mark": stats}  # fmt: skip
