@@ -100,16 +100,22 @@ def test_figures_span_every_process_and_coverage_needs_every_partition() -> None
 
 
 def test_latency_takes_the_change_when_there_is_one() -> None:
-    lat = {"topic": ["t", "t", "t"], "partition": [0, 0, 1], "offset": [5, 6, 7],
-           "ms": [40.0, 50.0, 60.0]}  # fmt: skip
+    lat = {"topic": ["t", "t", "t", "t"], "partition": [0, 0, 1, 1], "offset": [5, 6, 7, 8],
+           "ms": [40.0, 50.0, 60.0, 70.0]}  # fmt: skip
     sent = {("t", 0, 5): ("c1", 1000, 10_000), ("t", 0, 6): ("c2", 2000, 10_010),
-            ("t", 1, 7): ("c3", 3000, 10_020)}  # fmt: skip
-    changes = {("c1", 1000): 10_030, ("c3", 3000): 10_000}  # c3's change predates it: a re-send
+            ("t", 1, 7): ("c3", 3000, 10_020), ("t", 1, 8): ("c3", 2500, 10_040)}  # fmt: skip
+    # c1's change is its record's; c3's second record (late: older event time) caused the change
+    # that carries the first one's event time; a change before any record of c2 is not c2's
+    changes = [("c1", 10_030), ("c3", 10_045), ("c2", 10_005), ("c1", 10_090)]
     r = summarize(lat, sent, changes)
-    assert r["count"] == 3
-    assert r["to_segment_change"]["count"] == 1 and r["to_segment_change"]["p50_ms"] == 30.0
-    assert r["to_processed_mark"]["p50_ms"] == 50.0
-    assert r["p50_ms"] == 50.0 and r["max_ms"] == 60.0  # combined: 30 (change), 50, 60
+    assert r["count"] == 4
+    assert r["to_segment_change"]["count"] == 2
+    assert sorted([r["to_segment_change"]["p50_ms"], r["to_segment_change"]["max_ms"]]) == [
+        17.5,
+        30.0,
+    ]
+    assert r["to_processed_mark"]["max_ms"] == 70.0
+    assert r["max_ms"] == 60.0  # combined: 30 (change), 50, 60, 5 (change)
 
 
 def _e2e(worker: int, p99: float) -> dict[str, object]:
