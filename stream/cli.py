@@ -98,7 +98,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from stream.bench import main as run_bench
+    from stream.bench.report import main as run_bench
 
     return run_bench(args)
 
@@ -240,11 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     bn = sub.add_parser(
-        "bench", help="throughput of the offline path on synthetic data (medians of --repeat runs)"
+        "bench",
+        help="offline path, and our worker against baseline Faust agents on one broker, with targets",
     )
-    bn.add_argument("--events", type=int, default=300_000, help="synthetic events (lines)")
+    bn.add_argument("--events", type=int, default=300_000, help="offline: synthetic events")
     bn.add_argument("--customers", type=int, default=30_000, help="distinct customers")
-    bn.add_argument("--repeat", type=int, default=3, help="runs of each measurement")
+    bn.add_argument("--repeat", type=int, default=3, help="offline: runs of each measurement")
+    bn.add_argument("--e2e-events", type=int, default=60_000,
+                    help="end to end: events each contender consumes")  # fmt: skip
+    bn.add_argument("--latency-seconds", type=float, default=15.0,
+                    help="end to end: duration of the paced load (70 %% of one worker's maximum)")  # fmt: skip
+    bn.add_argument("--quick", action="store_true",
+                    help="small and fast (tests): one repetition, end to end on --events, 2-s paced load")  # fmt: skip
+    bn.add_argument("--no-e2e", action="store_true", help="offline part only (no broker)")
+    bn.add_argument("--no-offline", action="store_true", help="end-to-end part only")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
     bn.set_defaults(func=_bench)
 
