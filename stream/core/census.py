@@ -22,9 +22,10 @@ not counted twice.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from datetime import datetime
 
-DAY_MS = 86_400_000
+from stream.core.features import DAY_MS
+from stream.core.outputs import parse_rfc3339_ms
+
 RECENT_IDS = 100_000
 
 Ref = tuple[int, int]
@@ -79,9 +80,8 @@ class Census:
                 return None
             return int(x["segment_id"]), int(x["micro_segment_id"])
 
-        at = datetime.fromisoformat(str(record["event_time"]).replace("Z", "+00:00"))
         self.add(str(record["event_id"]), ref(record.get("previous")),
-                 ref(record.get("current")), int(at.timestamp() * 1000))  # fmt: skip
+                 ref(record.get("current")), parse_rfc3339_ms(str(record["event_time"])))  # fmt: skip
 
     def sizes(self) -> dict[int, int]:
         """Members per segment (segments with members)."""

@@ -27,21 +27,17 @@ simulator's truth file and reports:
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
-DAY_MS = 86_400_000
-
-
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+from stream.core.features import DAY_MS
+from stream.core.outputs import parse_rfc3339_ms
 
 
 def _members_at(changes: list[dict[str, Any]], t: int) -> dict[str, int]:
     """Customer → segment id at event time ``t`` (from the changes up to then)."""
     at: dict[str, tuple[int, int]] = {}
     for ch in changes:
-        if _ms(ch["event_time"]) > t:
+        if parse_rfc3339_ms(ch["event_time"]) > t:
             continue
         seg = ch["current"]["segment_id"] if ch.get("current") else 0
         v = ch["version"]
@@ -67,8 +63,8 @@ def drift_report(
 ) -> dict[str, Any]:
     """The drift section of an evaluation (see the module docstring)."""
     params = truth["parameters"]
-    start = _ms(params["start"])
-    detections = sorted((_ms(e["event_time"]), e["drift"]["level"])
+    start = parse_rfc3339_ms(params["start"])
+    detections = sorted((parse_rfc3339_ms(e["event_time"]), e["drift"]["level"])
                         for e in events if e["kind"] == "drift_detected")  # fmt: skip
     out: dict[str, Any] = {
         "detections": dict(sorted(Counter(lvl for _, lvl in detections).items())),
@@ -83,14 +79,14 @@ def drift_report(
     members = _members_at(changes, check)
     births = []
     for e in events:
-        if e["kind"] != "segment_born" or _ms(e["event_time"]) < emerge:
+        if e["kind"] != "segment_born" or parse_rfc3339_ms(e["event_time"]) < emerge:
             continue
         sid = e["segment_ids"][0]
         who = [c for c, s in members.items() if s == sid]
         hits = sum(1 for c in who if persona.get(c) == truth["emerging"]["persona"])
         births.append({
             "segment_id": sid,
-            "born_days_after_start": round((_ms(e["event_time"]) - emerge) / DAY_MS, 2),
+            "born_days_after_start": round((parse_rfc3339_ms(e["event_time"]) - emerge) / DAY_MS, 2),
             "members_at_check": len(who),
             "emerging_share": round(hits / len(who), 4) if who else None,
         })  # fmt: skip

@@ -28,7 +28,6 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from numpy.typing import NDArray
 from stream.core.features import DAY_MS
 from stream.core.kmeans import best_kmeans
 from stream.core.model import Z_CLIP, transform_many
+from stream.core.outputs import parse_rfc3339_ms
 
 
 def _contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> NDArray[np.float64]:
@@ -85,10 +85,6 @@ def batch_kmeans(
     return labels
 
 
-def _ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
 def evaluate(
     changes: Sequence[dict[str, Any]],
     features: dict[str, list[float]],
@@ -104,7 +100,7 @@ def evaluate(
     reasons: dict[str, list[str]] = {}  # customer → the reason of each change, likewise
     for ch in sorted(changes, key=lambda c: (c["customer_id"], c["version"])):
         seg = ch["current"]["segment_id"] if ch["current"] else 0
-        history.setdefault(ch["customer_id"], []).append((_ms(ch["event_time"]), seg))
+        history.setdefault(ch["customer_id"], []).append((parse_rfc3339_ms(ch["event_time"]), seg))
         reasons.setdefault(ch["customer_id"], []).append(ch["reason"])
     final = {cid: h[-1][1] for cid, h in history.items() if h[-1][1]}
     cids = sorted(c for c in final if c in people)
@@ -122,8 +118,8 @@ def evaluate(
                       and (_stable(people[c]) or persona == "lapsed"))  # fmt: skip
         if got:
             home[persona] = got.most_common(1)[0][0]
-    end_ms = _ms(truth["parameters"]["end"])
-    start_ms = _ms(truth["parameters"]["start"])
+    end_ms = parse_rfc3339_ms(truth["parameters"]["end"])
+    start_ms = parse_rfc3339_ms(truth["parameters"]["start"])
     observe = int(min_observe_days * DAY_MS)
 
     def moves(cid: str, since: int, target: int | None) -> tuple[bool, float | None]:

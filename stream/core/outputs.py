@@ -40,6 +40,15 @@ def rfc3339_ms(t_ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=t_ms)).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+def parse_rfc3339_ms(text: str) -> int:
+    """Unix milliseconds of an RFC 3339 time as the outputs write it (`rfc3339_ms`).
+
+    >>> parse_rfc3339_ms(rfc3339_ms(1_736_121_600_123))
+    1736121600123
+    """
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 def _digest(*parts: str) -> str:
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
 
