@@ -65,6 +65,17 @@ def distances(centroids: Array, z: Array) -> Array:
     return out
 
 
+def confidences(d: Array) -> Array:
+    """Per row of distances: the relative gap between the nearest and second-nearest centroid
+    (one centroid: as if the second were 1 farther)."""
+    if d.shape[1] > 1:
+        two = np.partition(d, 1, axis=1)[:, :2]
+    else:
+        two = np.concatenate([d, d + 1.0], axis=1)
+    out: Array = (two[:, 1] - two[:, 0]) / (two[:, 1] + 1e-12)
+    return out
+
+
 class Scorer:
     """Decides segment membership with flap damping.
 
@@ -96,20 +107,19 @@ class Scorer:
         ts: Sequence[int],
         reason: str = "behaviour",
         drifted: Sequence[bool] = (),
+        d: Array | None = None,
     ) -> list[Assignment | None]:
         """New assignments for the rows of ``z`` (None: stay where they are).
 
         Rows flagged in ``drifted`` (customer-level drift, `stream.core.drift`) are re-evaluated
         at once: no minimum dwell, half the margin, and a move says ``customer_drift``.
+        ``d``: the rows' `distances` to the model's centroids, if the caller has them.
         """
         cm = self.compile(model)
-        d = distances(cm.centroids, z)
-        if d.shape[1] > 1:
-            two = np.partition(d, 1, axis=1)[:, :2]
-        else:
-            two = np.concatenate([d, d + 1.0], axis=1)
+        if d is None:
+            d = distances(cm.centroids, z)
         best_all = d.argmin(axis=1).tolist()
-        conf_all = ((two[:, 1] - two[:, 0]) / (two[:, 1] + 1e-12)).tolist()
+        conf_all = confidences(d).tolist()
         keep = 1.0 - self.margin
         out: list[Assignment | None] = []
         for row, cur in enumerate(current):
@@ -141,9 +151,7 @@ class Scorer:
 
     def confidence(self, cm: Compiled, z: Array) -> float:
         """The confidence of one scaled vector, as `decide_many` computes it."""
-        d = np.sort(distances(cm.centroids, z[None, :])[0])
-        second = d[1] if len(d) > 1 else d[0] + 1.0
-        return round(float((second - d[0]) / (second + 1e-12)), 4)
+        return round(float(confidences(distances(cm.centroids, z[None, :]))[0]), 4)
 
     def _micro(self, cm: Compiled, seg: int, z: Array, current: int | None) -> int:
         """The micro-segment of segment ``seg`` for ``z``: nearest, damped like segments."""

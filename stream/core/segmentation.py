@@ -45,7 +45,7 @@ from stream.core.outputs import (
     lifecycle_id,
     rfc3339_ms,
 )
-from stream.core.scoring import Assignment, Compiled, Scorer
+from stream.core.scoring import Assignment, Compiled, Scorer, distances
 from stream.core.state import NO_TIME, CustomerState
 
 REASONS: tuple[str, ...] = get_args(ChangeReason)
@@ -139,9 +139,10 @@ class Segmenter:
             for _, s, _ in batch
         ]
         cm = self.scorer.compile(model)
-        drifted = self._drifted(cm, z, [s for _, s, _ in batch])
+        d = distances(cm.centroids, z)
+        drifted = self._drifted(cm, d, [s for _, s, _ in batch])
         decisions = self.scorer.decide_many(
-            model, z, current, [at for _, _, at in batch], reason, drifted
+            model, z, current, [at for _, _, at in batch], reason, drifted, d
         )
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):
@@ -179,20 +180,18 @@ class Segmenter:
         return changes
 
     def _drifted(
-        self, cm: Compiled, z: NDArray[np.float64], states: list[CustomerState]
+        self, cm: Compiled, d: NDArray[np.float64], states: list[CustomerState]
     ) -> list[bool]:
-        """Feed each assigned customer's distance to their segment to their drift detector."""
+        """Feed each assigned customer's distance to their segment (from the batch's distances
+        ``d``) to their drift detector."""
         detector = self.customer_drift
         if detector is None:
             return []
-        rows = [i for i, s in enumerate(states) if s.segment_id in cm.index]
-        if not rows:
-            return []
-        own = cm.centroids[[cm.index[states[i].segment_id] for i in rows]]
-        dist = np.sqrt(((z[rows] - own) ** 2).sum(axis=1)).tolist()
         out = [False] * len(states)
-        for i, d in zip(rows, dist, strict=True):
-            states[i].drift, out[i] = detector.update(states[i].drift, d)
+        for i, s in enumerate(states):
+            col = cm.index.get(s.segment_id)
+            if col is not None:
+                s.drift, out[i] = detector.update(s.drift, float(d[i, col]))
         self.customer_drifts += sum(out)
         return out
 
