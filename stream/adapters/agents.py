@@ -43,6 +43,24 @@ def as_current(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def load_state(svc: Service, customer_id: str, event: Any) -> CustomerState | None:
+    """A stored state, read with ``event`` (of the customer's partition) current; None if there
+    is none or it is unreadable (counted and logged: the customer starts afresh)."""
+    with as_current(event):
+        raw = svc.customers.get(customer_id.encode())
+    if raw is None:
+        return None
+    try:
+        return CustomerState.decode(raw)
+    except StateDecodeError:
+        svc.metrics.agent_errors.labels("state_decode").inc()
+        log.error(
+            "unreadable customer state in partition %d; starting it afresh",
+            event.message.partition,
+        )
+        return None
+
+
 def to_record(svc: Service, event: Any) -> RawRecord:
     """A Faust event as a core `RawRecord`."""
     m = event.message
@@ -101,20 +119,7 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     by_key = {e.message.key: e for e in events}
 
     def load_under(customer_id: str, event: Any) -> CustomerState | None:
-        """A stored state, read with ``event`` (of the customer's partition) current."""
-        with as_current(event):
-            raw = table.get(customer_id.encode())
-        if raw is None:
-            return None
-        try:
-            return CustomerState.decode(raw)
-        except StateDecodeError:
-            svc.metrics.agent_errors.labels("state_decode").inc()
-            log.error(
-                "unreadable customer state in partition %d; starting it afresh",
-                event.message.partition,
-            )
-            return None
+        return load_state(svc, customer_id, event)
 
     def load(customer_id: str) -> CustomerState | None:
         return load_under(customer_id, by_key[customer_id.encode()])

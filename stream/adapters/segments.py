@@ -19,6 +19,7 @@ DESIGN.md "one model, many scorers":
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -169,7 +170,7 @@ async def catch_up(svc: Service) -> None:
     """Apply a newer model to partitions that have had no events since it arrived: their
     unassigned customers and members of dropped segments are re-scored now, not at their
     partition's next event (`Assigner.catch_up`). Never raises."""
-    from stream.adapters.agents import as_current
+    from stream.adapters.agents import as_current, load_state
 
     if not svc.assigner.stale():
         return
@@ -181,7 +182,9 @@ async def catch_up(svc: Service) -> None:
             try:
                 with as_current(event):
                     step = svc.assigner.catch_up(
-                        partition, _loader(svc, event), emitted_at=int(time.time() * 1000)
+                        partition,
+                        functools.partial(load_state, svc, event=event),
+                        emitted_at=int(time.time() * 1000),
                     )
                     for cid, state in step.states.items():
                         svc.customers[cid.encode()] = state.encode()
@@ -189,20 +192,6 @@ async def catch_up(svc: Service) -> None:
             except Exception:
                 svc.metrics.agent_errors.labels("ingest").inc()
                 log.exception("model catch-up failed in partition %d", partition)
-
-
-def _loader(svc: Service, event: Any) -> Any:
-    """Read a stored state of ``event``'s partition (None if absent or unreadable)."""
-
-    def load(customer_id: str) -> CustomerState | None:
-        raw = svc.customers.get(customer_id.encode())
-        try:
-            return None if raw is None else CustomerState.decode(raw)
-        except StateDecodeError:
-            svc.metrics.agent_errors.labels("state_decode").inc()
-            return None
-
-    return load
 
 
 async def erase(svc: Service, event: Any) -> None:
