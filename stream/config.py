@@ -19,6 +19,7 @@ from stream.errors import ConfigError
 
 if TYPE_CHECKING:
     from stream.core.assigner import Assigner
+    from stream.core.collate import Collator
     from stream.core.segment_stage import SegmentationStage
     from stream.core.segmentation import Segmenter
     from stream.core.trainer import Trainer
@@ -28,6 +29,8 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._\-]{1,200}$")
 
 MAX_DAILY_SAMPLES = 100
 """Training samples a day at most (over all partitions): the trainer's cost grows with them."""
+MAX_DAILY_MONITOR = 1000
+"""Samples a day at most (over all partitions) feeding the drift detectors, training included."""
 
 TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -93,6 +96,7 @@ class Settings(BaseSettings):
     segments: Annotated[int, Field(ge=2, le=12)] = 6
     micro_segments: Annotated[int, Field(ge=1, le=10)] = 3
     sample_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    monitor_rate: Annotated[float, Field(gt=0, le=1)] = 0.3
     publish_every: Annotated[int, Field(ge=10, le=10_000_000)] = 500
     warmup_samples: Annotated[int, Field(ge=10, le=10_000_000)] = 1000
     micro_clusters: Annotated[int, Field(ge=10, le=1000)] = 60
@@ -131,6 +135,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _bound(self) -> Settings:
+        if self.monitor_rate < self.sample_rate:
+            raise ValueError(
+                f"MICROSEG_MONITOR_RATE ({self.monitor_rate}) must be at least "
+                f"MICROSEG_SAMPLE_RATE ({self.sample_rate}): the training sample is part of it"
+            )
         if self.max_segments is not None and self.max_segments < self.segments:
             raise ValueError(
                 f"MICROSEG_MAX_SEGMENTS ({self.max_segments}) must be at least "
@@ -142,6 +151,15 @@ class Settings(BaseSettings):
     def segment_bound(self) -> int:
         """Most segments a model may have: ``max_segments``, by default ``segments`` + 2 (≤ 12)."""
         return self.max_segments if self.max_segments is not None else min(self.segments + 2, 12)
+
+    @property
+    def daily_sample(self) -> tuple[float, int]:
+        """Share and cap (over all partitions) of the customers sampled each day: the drift
+        detectors' sample, of which the training sample is the part with the smallest hashes
+        (`stream.core.schedule.training_flags`); only the training sample without drift."""
+        if not self.drift:
+            return self.sample_rate, MAX_DAILY_SAMPLES
+        return self.monitor_rate, MAX_DAILY_MONITOR
 
     @property
     def brokers(self) -> list[str] | None:
@@ -227,11 +245,12 @@ def make_assigner(settings: Settings) -> Assigner:
     """
     from stream.core.assigner import Assigner
 
+    rate, cap = settings.daily_sample
     return Assigner(
         make_segmenter(settings),
         seed=settings.seed,
-        sample_rate=settings.sample_rate,
-        max_daily_samples=-(-MAX_DAILY_SAMPLES // settings.partitions),
+        sample_rate=rate,
+        max_daily_samples=-(-cap // settings.partitions),
         idle_days=settings.idle_days,
     )
 
@@ -247,12 +266,23 @@ def make_segmentation_stage(settings: Settings) -> SegmentationStage:
         tick_minutes=settings.tick_minutes,
         idle_days=settings.idle_days,
         max_daily_samples=MAX_DAILY_SAMPLES,
+        monitor_rate=settings.daily_sample[0],
+        max_daily_monitor=settings.daily_sample[1],
+    )
+
+
+def make_collator(settings: Settings) -> Collator:
+    """The trainer's merge of the partitions' daily samples, picking the training part."""
+    from stream.core.collate import Collator
+
+    return Collator(
+        settings.partitions, sample_rate=settings.sample_rate, max_daily_samples=MAX_DAILY_SAMPLES
     )
 
 
 def segmentation_config(settings: Settings) -> dict[str, Any]:
     """The settings that decide segmentation outputs (recorded in offline reports)."""
-    names = ("segments", "micro_segments", "sample_rate", "publish_every", "warmup_samples",
+    names = ("segments", "micro_segments", "sample_rate", "monitor_rate", "publish_every", "warmup_samples",
              "micro_clusters", "seed", "margin", "min_dwell_days", "idle_days", "tick_minutes",
              "holdout_share", "segment_bound", "drift", "customer_drift_threshold")  # fmt: skip
     return {n: getattr(settings, n) for n in names}

@@ -13,7 +13,7 @@ import faust
 
 from stream.adapters import commit, topics
 from stream.adapters.metrics import Metrics
-from stream.config import Settings, make_assigner, make_trainer
+from stream.config import Settings, make_assigner, make_collator, make_trainer
 from stream.core.assigner import Assigner
 from stream.core.collate import Collator
 from stream.core.events import Stream
@@ -173,7 +173,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         customers=customers,
         assigner=assigner,
         trainer=make_trainer(settings),
-        collator=Collator(settings.partitions),
+        collator=make_collator(settings),
         segment_changes_topic=segment_changes_topic,
         segment_events_topic=segment_events_topic,
         segment_model_topic=segment_model_topic,

@@ -239,8 +239,12 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             svc.metrics.agent_errors.labels("feature_sample").inc()
             log.error("unreadable feature-samples record skipped")
             continue
-        for at, raw in due:
+        for at, raw, learn in due:
             try:
+                if not learn:  # a monitoring sample: drift detectors only
+                    tr.watch_one(raw, at)
+                    await send_drift(svc, tr.take_detections())
+                    continue
                 model = tr.learn_one(raw, at)
                 svc.metrics.trainer_samples.inc()
                 await send_drift(svc, tr.take_detections())

@@ -1,9 +1,9 @@
 """Adapting the set of segments: an emerging dense region is born, an emptied segment retires.
 
-The trainer derives ``k`` segments from River's weighted micro-clusters. After model-fit drift
+The trainer derives ``k`` segments from its recent samples. After model-fit drift
 (`stream.core.drift.ModelFit`) it may add one: `grow` seeds a ``k + 1``-th centroid at the
-micro-clusters farthest from every current centroid (weight × squared distance, beyond
-``min_distance``), refines all ``k + 1`` from there, and keeps the result only if the new segment
+River micro-cluster farthest from every current centroid (weight × squared distance, beyond
+``min_distance``), refines all ``k + 1`` on the samples from there, and keeps the result only if the new segment
 holds at least ``birth_share`` of the weight and the weighted inertia falls by ``gain``. `retire`
 drops segments holding less than ``retire_share`` of the weight (never below ``min_k``). Both
 are deterministic; the stable-identity matching (`stream.core.identity`) then labels the result
@@ -45,14 +45,21 @@ def grow(
     birth_share: float,
     gain: float,
     min_distance: float,
+    seeds: tuple[Array, Array] | None = None,
 ) -> tuple[Array, list[int]] | None:
-    """``k + 1`` centroids with a newborn segment, or None if no dense new region pays."""
-    d2, labels = _nearest(points, centroids)
+    """``k + 1`` centroids with a newborn segment, or None if no dense new region pays.
+
+    ``seeds`` (points and weights, e.g. River's micro-clusters over the same data) are where
+    the newborn may start: density is in their weights. By default ``points`` themselves.
+    """
+    _, labels = _nearest(points, centroids)
+    cand, cand_w = (points, weights) if seeds is None else seeds
+    d2 = _nearest(cand, centroids)[0]
     far = d2 > min_distance**2
     if not far.any():
         return None
-    score = np.where(far, weights * d2, -1.0)
-    seed_point = points[int(score.argmax())]
+    score = np.where(far, cand_w * d2, -1.0)
+    seed_point = cand[int(score.argmax())]
     c, new_labels = weighted_kmeans(
         points, weights, len(centroids) + 1, seed, init=np.vstack([centroids, seed_point])
     )

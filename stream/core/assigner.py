@@ -66,7 +66,8 @@ class Assigner:
     segmenter
         The scorer (its model is replaced as snapshots arrive).
     seed, sample_rate, max_daily_samples, horizon_days, idle_days
-        As in `Schedule`; ``max_daily_samples`` applies per partition.
+        As in `Schedule`; ``max_daily_samples`` applies per partition. This is the whole daily
+        sample — training and monitoring: the trainer's `Collator` picks the training part.
     """
 
     def __init__(

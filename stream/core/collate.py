@@ -6,13 +6,15 @@ River's clusterers depend on the order of what they learn. Offline, each day's s
 whatever order the workers and the broker make. The `Collator` holds a day back until every
 partition has passed it — or until some partition is ``max_lag_days`` ahead, so an idle partition
 cannot stall training — and then releases that day's samples from all partitions merged in
-`sample_key` order: the same sequence the offline replay learns.
+`sample_key` order: the same sequence the offline replay learns. Each sample comes out flagged
+as training or monitoring only (`stream.core.schedule.training_flags` over the merged day, as
+offline).
 
->>> col = Collator(partitions=2)
+>>> col = Collator(partitions=2, max_daily_samples=2)
 >>> col.add(SampleReport(0, 86_400_000, [(7, [1.0]), (3, [2.0])]))
 []
 >>> col.add(SampleReport(1, 86_400_000, [(5, [3.0])]))
-[(86400000, [2.0]), (86400000, [3.0]), (86400000, [1.0])]
+[Due(day=86400000, vector=[2.0], train=True), Due(day=86400000, vector=[3.0], train=True), Due(day=86400000, vector=[1.0], train=False)]
 """
 
 from __future__ import annotations
@@ -20,9 +22,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from stream.core.features import FEATURES
-from stream.core.schedule import DAY_MS
+from stream.core.schedule import DAY_MS, training_flags
+
+
+class Due(NamedTuple):
+    """A released sample: its day, raw vector, and whether the trainer learns it (else it only
+    feeds the drift detectors)."""
+
+    day: int
+    vector: list[float]
+    train: bool
 
 
 @dataclass
@@ -72,25 +84,35 @@ class Collator:
     max_lag_days
         A day is released without the partitions that have not reported it once another
         partition is this many days ahead of it.
+    sample_rate, max_daily_samples
+        Which samples are training samples (`training_flags`; by default all).
     """
 
-    def __init__(self, partitions: int, max_lag_days: int = 2) -> None:
+    def __init__(
+        self,
+        partitions: int,
+        max_lag_days: int = 2,
+        sample_rate: float = 1.0,
+        max_daily_samples: int | None = None,
+    ) -> None:
         self.partitions = partitions
         self.max_lag_days = max_lag_days
+        self.sample_rate = sample_rate
+        self.max_daily_samples = max_daily_samples
         self._pending: dict[int, dict[int, SampleReport]] = {}  # day → partition → report
         self._front: dict[int, int] = {}  # partition → newest day reported
         self._released: int | None = None  # newest day released
         self.late = 0  # samples released after their day (a partition reported it too late)
 
-    def add(self, report: SampleReport) -> list[tuple[int, list[float]]]:
-        """Take a report; return the ``(day, vector)`` samples now due, in order."""
+    def add(self, report: SampleReport) -> list[Due]:
+        """Take a report; return the samples now due, in order."""
         p, day = report.partition, report.day
         self._front[p] = max(self._front.get(p, day), day)
         if self._released is not None and day <= self._released:
             self.late += len(report.samples)
-            return [(day, v) for _, v in sorted(report.samples, key=lambda kv: kv[0])]
+            return self._due(day, report.samples)
         self._pending.setdefault(day, {}).setdefault(p, report)  # a repeated report is dropped
-        out: list[tuple[int, list[float]]] = []
+        out: list[Due] = []
         while self._pending:
             first = min(self._pending)
             passed = len(self._front) == self.partitions and min(self._front.values()) >= first
@@ -98,6 +120,12 @@ class Collator:
             if not (passed or ahead):
                 break
             rows = [kv for r in self._pending.pop(first).values() for kv in r.samples]
-            out += [(first, v) for _, v in sorted(rows, key=lambda kv: kv[0])]
+            out += self._due(first, rows)
             self._released = first
         return out
+
+    def _due(self, day: int, rows: list[tuple[int, list[float]]]) -> list[Due]:
+        rows = sorted(rows, key=lambda kv: kv[0])
+        cap = len(rows) if self.max_daily_samples is None else self.max_daily_samples
+        flags = training_flags([k for k, _ in rows], self.sample_rate, cap)
+        return [Due(day, v, f) for (_, v), f in zip(rows, flags, strict=True)]

@@ -8,7 +8,10 @@ input, so detections replay exactly:
   rises when the segmentation no longer describes the population (a new dense region, a churn
   wave moving many customers away from their segments). Only a rise counts (the part of the
   window ADWIN keeps has a higher mean than the part it drops, by more than ``min_rise`` z,
-  default 0): a better fit after a new model is not news.
+  default 0): a better fit after a new model is not news. A second ADWIN watches the share of
+  samples farther from every centroid than the model's own 95th percentile of its fitted
+  samples: a new kind of customer a few percent strong moves that share far more, relative to
+  its noise, than it moves the mean distance.
   ADWIN: no false alarms at its default on stationary streams, ≈ 0.1–0.3 µs per value, and its
   window adapts, so a 0.5 standard-deviation shift is caught within a few hundred values.
 * **segment** (`SegmentShare`): per segment, ADWIN over the indicator "this training sample was
@@ -51,7 +54,7 @@ class Detection:
     detector: str
     """``adwin`` or ``page_hinkley``."""
     subject: str
-    """What drifted: ``model``, ``segment:<id>:share`` / ``segment:<id>:spread``, ``customer``."""
+    """What drifted: ``model``, ``model:outliers``, ``segment:<id>:share`` / ``segment:<id>:spread``, ``customer``."""
     statistic: str
     """The monitored value and its change, e.g. ``mean distance 1.92 -> 2.61``."""
     before: float
@@ -85,12 +88,21 @@ class ModelFit:
     delta
         ADWIN's confidence (smaller: fewer false alarms, slower detection).
     min_rise
-        A detection counts only if the mean distance rose by more than this (z units).
+        A detection counts only if the mean rose by more than this (z units).
+    subject, what
+        How detections name the subject and the value (the trainer also watches the share of
+        samples farther from every centroid than the model's own 95th percentile:
+        ``model:outliers``).
     """
 
-    def __init__(self, delta: float = ADWIN_DELTA, min_rise: float = 0.0) -> None:
+    def __init__(
+        self, delta: float = ADWIN_DELTA, min_rise: float = 0.0, subject: str = "model",
+        what: str = "mean distance",
+    ) -> None:  # fmt: skip
         self.delta = delta
         self.min_rise = min_rise
+        self.subject = subject
+        self.what = what
         self.detections = 0
         self.reset()
 
@@ -105,8 +117,8 @@ class ModelFit:
             return None
         self.detections += 1
         before, after = cut
-        return Detection("model_fit", "adwin", "model",
-                         f"mean distance {before:.3f} -> {after:.3f}", before, after, t)  # fmt: skip
+        return Detection("model_fit", "adwin", self.subject,
+                         f"{self.what} {before:.3f} -> {after:.3f}", before, after, t)  # fmt: skip
 
 
 class SegmentShare:

@@ -28,13 +28,25 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from stream.core.segmentation import rescore_due
 from stream.core.state import CustomerState
 
 DAY_MS = 86_400_000
 _SCALE = 2.0**64
+
+
+def training_flags(keys: Sequence[int], sample_rate: float, max_daily: int) -> list[bool]:
+    """Which of a day's sampled keys (ascending) are training samples: a key below
+    ``sample_rate`` of the hash range, at most ``max_daily`` of them. The rest of a day's sample
+    only feeds the drift detectors (see ``monitor_rate`` in README, "Drift").
+
+    >>> training_flags([1, 5, 2**62, 2**63], sample_rate=0.5, max_daily=2)
+    [True, True, False, False]
+    """
+    limit = sample_rate * _SCALE
+    return [k < limit and i < max_daily for i, k in enumerate(keys)]
 
 
 def sample_key(seed: int, day: int, customer_id: str) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from stream.core.features import DAY_MS, vector
 from stream.core.outputs import SegmentChange
-from stream.core.schedule import Schedule
+from stream.core.schedule import Schedule, training_flags
 from stream.core.segmentation import Segmenter, drift_events, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
 from stream.core.trainer import Trainer
@@ -43,7 +43,10 @@ class SegmentationStage:
     sample_rate
         Share of recently active customers whose vector is a training sample each day.
     max_daily_samples
-        At most this many samples a day (the trainer's cost grows with event-time span).
+        At most this many training samples a day (the trainer's cost grows with them).
+    monitor_rate, max_daily_monitor
+        Share of recently active customers whose vector feeds the drift detectors each day, and
+        at most how many (a superset of the training sample: the smallest hashes train).
     sample_horizon_days
         Customers with an event within this many days are sampled (lapsing ones included).
     tick_minutes
@@ -61,6 +64,8 @@ class SegmentationStage:
         idle_days: float = 1.0,
         max_daily_samples: int = 100,
         sample_horizon_days: float = 90.0,
+        monitor_rate: float | None = None,
+        max_daily_monitor: int | None = None,
     ) -> None:
         self.trainer = trainer
         self.segmenter = segmenter
@@ -69,8 +74,14 @@ class SegmentationStage:
         self.idle_days = idle_days
         self.max_daily_samples = max_daily_samples
         self.sample_horizon_days = sample_horizon_days
+        self.monitor_rate = monitor_rate
+        self.max_daily_monitor = max_daily_monitor
         self.schedule = Schedule(
-            trainer.seed, sample_rate, max_daily_samples, sample_horizon_days, idle_days
+            trainer.seed,
+            max(sample_rate, monitor_rate or 0.0),
+            max(max_daily_samples, max_daily_monitor or 0),
+            sample_horizon_days,
+            idle_days,
         )
         self._tick_ms = max(1, int(tick_minutes * MINUTE_MS))
         self._idle_ms = int(idle_days * DAY_MS)
@@ -117,10 +128,17 @@ class SegmentationStage:
         self._score(self.schedule.idle(watermark, self.customers.get))
 
     def _learn(self, watermark: int) -> None:
-        """Feed the day's sample (`Schedule.sample`) to the trainer."""
-        for cid in self.schedule.sample(watermark):
+        """Feed the day's sample (`Schedule.sample`) to the trainer: the training samples
+        (`training_flags`) to learn, the others to its drift detectors only."""
+        keyed = self.schedule.sample_keyed(watermark)
+        flags = training_flags([k for k, _ in keyed], self.sample_rate, self.max_daily_samples)
+        for (_, cid), train in zip(keyed, flags, strict=True):
             s = self.customers[cid]
             x = vector(s, max(watermark, s.last_ts))
+            if not train:
+                self.trainer.watch_one(x, watermark)
+                self._drift()
+                continue
             published = self.trainer.learn_one(x, watermark) is not None
             self._drift()
             if published:

@@ -8,7 +8,7 @@ from stream.core.assigner import Assigner
 from stream.core.collate import Collator, SampleReport
 from stream.core.features import FEATURES
 from stream.core.model import MicroSegment, Segment, SegmentModel
-from stream.core.schedule import DAY_MS, Schedule
+from stream.core.schedule import DAY_MS, Schedule, training_flags
 from stream.core.segmentation import Segmenter
 from stream.core.state import CustomerState
 
@@ -65,7 +65,7 @@ def test_collator_restores_one_order_whatever_the_arrival_order() -> None:
             out += col.add(r)
         outputs.append(out)
     assert all(o == outputs[0] for o in outputs)
-    days = [d for d, _ in outputs[0]]
+    days = [d for d, _, _ in outputs[0]]
     assert days == sorted(days) and len(days) == 5 * 9, "each day once every partition sent it"
 
 
@@ -74,9 +74,23 @@ def test_collator_does_not_wait_for_an_idle_partition_and_drops_repeats() -> Non
     one = SampleReport(0, DAY_MS, [(1, [1.0] * N)])
     assert col.add(one) == [] and col.add(one) == []
     assert col.add(SampleReport(0, 2 * DAY_MS)) == []
-    assert col.add(SampleReport(0, 3 * DAY_MS)) == [(DAY_MS, [1.0] * N)]
+    assert col.add(SampleReport(0, 3 * DAY_MS)) == [(DAY_MS, [1.0] * N, True)]
     late = col.add(SampleReport(1, DAY_MS, [(2, [2.0] * N)]))
-    assert late == [(DAY_MS, [2.0] * N)] and col.late == 1
+    assert late == [(DAY_MS, [2.0] * N, True)] and col.late == 1
+
+
+def test_collator_flags_the_training_part_of_the_merged_day_as_offline() -> None:
+    """Over the partitions' merged day, the smallest keys below the sample rate train (at most
+    the daily cap); the rest only feed the drift detectors — as `training_flags` offline."""
+    limit = 2**62  # sample rate 0.25
+    col = Collator(partitions=2, sample_rate=0.25, max_daily_samples=2)
+    col.add(SampleReport(0, DAY_MS, [(limit + 5, [1.0] * N), (3, [2.0] * N)]))
+    out = col.add(SampleReport(1, DAY_MS, [(1, [3.0] * N), (2, [4.0] * N), (limit + 1, [5.0] * N)]))
+    assert [(v[0], train) for _, v, train in out] == [
+        (3.0, True), (4.0, True), (2.0, False), (5.0, False), (1.0, False)
+    ]  # fmt: skip
+    keys = [1, 2, 3, limit + 1, limit + 5]
+    assert training_flags(keys, 0.25, 2) == [train for _, _, train in out]
 
 
 def test_report_round_trips_and_bad_records_are_refused() -> None:

@@ -153,7 +153,8 @@ def _blob(rng: np.random.Generator, centre: float, spread: float = 0.3) -> list[
 def test_a_new_dense_region_is_detected_and_born_as_a_segment() -> None:
     rng = np.random.default_rng(5)
     tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
-                 max_segments=3, adapt_samples=150, time_window=1000)  # fmt: skip
+                 max_segments=3, adapt_samples=150, time_window=1000,
+                 drift_after_days=0)  # fmt: skip
     centres = [0.5, 6.0]
     t, models, found = 0, [], []
     for i in range(1200):
@@ -179,7 +180,7 @@ def test_a_new_dense_region_is_detected_and_born_as_a_segment() -> None:
 def test_without_room_to_grow_the_segments_stay() -> None:
     rng = np.random.default_rng(5)
     tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
-                 adapt_samples=150, time_window=1000)  # fmt: skip
+                 adapt_samples=150, time_window=1000, drift_after_days=0)  # fmt: skip
     models = []
     for i in range(1800):
         centre = 20.0 if i >= 1200 and i % 3 == 0 else [0.5, 6.0][i % 2]
@@ -210,3 +211,32 @@ def test_the_customer_lookup_lists_the_last_three_moves_newest_first() -> None:
     assert seg.describe("c2", CustomerState(last_ts=0, segment_id=1, seg_since=0))[
         "confidence"
     ] == (last.confidence)
+
+
+def test_no_drift_is_watched_before_the_features_longest_horizon_has_passed() -> None:
+    """A new stream's features fill up for 30 days: the detectors are not fed before."""
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3)
+    day = 86_400_000
+    for i in range(1800):  # the third kind arrives inside the first 30 days: not drift
+        centre = 20.0 if i >= 1200 and i % 3 == 0 else [0.5, 6.0][i % 2]
+        tr.learn_one(_blob(rng, centre), i * day // 100)
+    assert tr.take_detections() == []
+
+
+def test_monitoring_samples_feed_the_detectors_without_being_learnt() -> None:
+    """`watch_one`: the drift detectors see the sample; the model and its scaler do not."""
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
+                 drift_after_days=0)  # fmt: skip
+    for i in range(400):
+        tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
+    n, mean = tr.n, tr._mean.copy()
+    found = []
+    for i in range(1200):  # only monitoring samples: as before, then from a new region too
+        new = i >= 600 and i % 3 == 0
+        tr.watch_one(_blob(rng, 20.0 if new else [0.5, 6.0][i % 2]), 400 + i)
+        found += tr.take_detections()
+    assert tr.n == n and (tr._mean == mean).all()
+    fit = [d for d in found if d.level == "model_fit"]
+    assert fit and fit[0].t - 1000 <= 300 and "model:outliers" in {d.subject for d in fit}
