@@ -329,8 +329,9 @@ def _features_jsonl(features: dict[str, list[float]], matrix: np.ndarray | None 
     >>> vals[3], vals[4], vals[5], vals[6], vals[7] = 0.0, -1e-300, float("nan"), 1e-5, 2e9
     >>> vals[8], vals[9], vals[10], vals[11] = 99.0, 1234567890123.0, 3.5e-300, 0.9999999999
     >>> vals[12] = 5e-324
-    >>> for v in (vals, vals[::-1], [0.0] * len(NAMES), [float(i) * 1e-5 for i in range(28)],
-    ...           [1.0 - i * 1e-10 for i in range(len(NAMES))], [0.0, 1.0] * 14):
+    >>> n = len(NAMES)
+    >>> for v in (vals, vals[::-1], [0.0] * n, [float(i) * 1e-5 for i in range(n)],
+    ...           [1.0 - i * 1e-10 for i in range(n)], [0.0, 1.0] * (n // 2) + [0.0] * (n % 2)):
     ...     rec = {"customer_id": "cé\"", "features": dict(zip(NAMES, map(_num, v)))}
     ...     want = json.dumps(rec, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     ...     assert _features_jsonl({"cé\"": v}) == want, v

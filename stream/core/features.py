@@ -95,6 +95,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("late_night_share_30d", "share of events 22:00–06:00 (event's own local time)", "ratio", 0, 1),
     Feature("activity_trend", "(events_7d / 7) / (events_30d / 30): 1 steady, > 1 rising (0 if none)", "ratio", 0, 30 / 7),
     Feature("spend_trend", "(spend_7d / 7) / (spend_30d / 30) (0 if no spend)", "ratio", 0, 30 / 7),
+    Feature("events_30d", "decayed events of any kind, τ = 30 d", "events", 0, None),
+    Feature("emails_sent_30d", "decayed e-mails sent, τ = 30 d", "e-mails", 0, None),
+    Feature("overdue_events", "events the customer's pace before their current silence expects in it: recency_activity_days × (events_30d at their last event) / 30; about 1 while active, large once quiet", "events", 0, None),
 )  # fmt: skip
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
@@ -329,7 +332,7 @@ def vector(state: CustomerState, at: int) -> list[float]:
         recency_purchase = recency_purchase if recency_purchase > 0.0 else 0.0
         recency_purchase = 365.0 if recency_purchase > 365.0 else recency_purchase
     recency = (at - state.last_ts) / DAY_MS
-    recency = recency if recency > 0.0 else 0.0
+    recency = 365.0 if recency > 365.0 else recency if recency > 0.0 else 0.0
     has_purchases, has_sent, has_events = purchases > 1e-12, sent > 1e-12, events > 1e-12
     discount_share = discounted / purchases if has_purchases else 0.0
     open_rate = opens / sent if has_sent else 0.0
@@ -344,7 +347,7 @@ def vector(state: CustomerState, at: int) -> list[float]:
     spend_trend = spend7 / 7.0 / spend30_per_day if spend30_per_day > 1e-12 else 0.0
     return [
         recency_purchase,
-        365.0 if recency > 365.0 else recency,
+        recency,
         3650.0 if tenure > 3650.0 else tenure,
         purchases7,
         purchases,
@@ -371,6 +374,9 @@ def vector(state: CustomerState, at: int) -> list[float]:
         1.0 if late_share > 1.0 else late_share,
         _MAX_TREND if activity_trend > _MAX_TREND else activity_trend,
         _MAX_TREND if spend_trend > _MAX_TREND else spend_trend,
+        events,
+        sent,
+        recency * events30_per_day * math.exp(recency / 30.0),
     ]
 
 

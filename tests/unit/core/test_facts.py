@@ -150,9 +150,10 @@ def ref_vector(state: CustomerState, at: int) -> list[float]:
     else:
         recency_purchase = min(max(0.0, (at - state.last_purchase_ts) / DAY_MS), 365.0)
     carts, purchases30 = a30[11], a30[PURCHASES]
+    recency = min(max(0.0, (at - state.last_ts) / DAY_MS), 365.0)
     return [
         recency_purchase,
-        min(max(0.0, (at - state.last_ts) / DAY_MS), 365.0),
+        recency,
         min(tenure, 3650.0),
         a7[PURCHASES],
         purchases30,
@@ -179,6 +180,9 @@ def ref_vector(state: CustomerState, at: int) -> list[float]:
         min(_ratio(late, a30[EVENTS]), 1.0),
         min(_ratio(a7[EVENTS] / 7.0, a30[EVENTS] / 30.0), 30 / 7),
         min(_ratio(a7[SPEND] / 7.0, a30[SPEND] / 30.0), 30 / 7),
+        a30[EVENTS],
+        a30[SENT],
+        recency * (a30[EVENTS] / 30.0) * math.exp(recency / 30.0),
     ]
 
 
