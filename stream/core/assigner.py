@@ -15,8 +15,10 @@ written back.
 >>> from stream.core.model import MicroSegment, Segment, SegmentModel
 >>> from stream.core.segmentation import Segmenter
 >>> from stream.core.state import CustomerState
->>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
-...                  [Segment(1, "Quiet", [0.0] * 28, [MicroSegment(1, [0.0] * 28)])], 2, 2)
+>>> from stream.core.features import NAMES
+>>> D = len(NAMES)
+>>> m = SegmentModel(1, 0, [0.0] * D, [1.0] * D,
+...                  [Segment(1, "Quiet", [0.0] * D, [MicroSegment(1, [0.0] * D)])], 2, 2)
 >>> seg = Segmenter(holdout_share=0.0)
 >>> seg.set_model(m)
 >>> a = Assigner(seg, sample_rate=1.0)

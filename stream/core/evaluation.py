@@ -5,7 +5,8 @@ simulator's truth file, and reports:
 
 * **ARI / NMI** of every customer's final segment against their final planted persona, and the
   same for a batch k-means on the same final features (the offline optimum, best of ``n_init``
-  seeds by inertia);
+  seeds by inertia) with as many segments as the run ended with (``n_segments`` if it assigned
+  nobody), so a segment born on the way is compared like for like;
 * **migrations**: of customers whose persona switched at least ``min_observe_days`` before the
   end, the share whose segment changed after the switch (``recall``) and the share that moved to
   the segment where their new persona's stable customers end up (``recall_to_target``), with the
@@ -37,6 +38,7 @@ from stream.core.features import DAY_MS
 from stream.core.kmeans import best_kmeans
 from stream.core.model import Z_CLIP, transform_many
 from stream.core.outputs import parse_rfc3339_ms
+from stream.core.space import STD_FLOOR
 
 
 def _contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> NDArray[np.float64]:
@@ -80,7 +82,7 @@ def batch_kmeans(
     """The offline optimum: k-means over all customers' final features, scaled like the model
     (transform, population standardisation, clipping), best of ``n_init`` seeds."""
     x = transform_many(features)
-    z = np.clip((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6), -Z_CLIP, Z_CLIP)
+    z = np.clip((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), STD_FLOOR), -Z_CLIP, Z_CLIP)
     _, labels = best_kmeans(z, np.ones(len(z)), k, seed, n_init=n_init)
     return labels
 
@@ -107,7 +109,8 @@ def evaluate(
     personas = [people[c]["persona_end"] for c in cids]
     segments = [final[c] for c in cids]
     fcids = sorted(c for c in features if c in people)
-    km = batch_kmeans(np.asarray([features[c] for c in fcids]), n_segments, seed)
+    k = len(set(segments)) or n_segments
+    km = batch_kmeans(np.asarray([features[c] for c in fcids]), k, seed)
     km_truth = [people[c]["persona_end"] for c in fcids]
 
     # Where each persona's stable customers end up: the segment a migrant should reach.
@@ -169,6 +172,7 @@ def evaluate(
         "ari": adjusted_rand(personas, segments),
         "nmi": normalized_mutual_info(personas, segments),
         "batch_kmeans": {
+            "segments": k,
             "ari": adjusted_rand(km_truth, km),
             "nmi": normalized_mutual_info(km_truth, km),
         },

@@ -1,7 +1,7 @@
 """The segment model snapshot: what the trainer publishes and every scorer loads.
 
-Small and self-contained: the feature transform and scaler statistics, segment and micro-segment
-centroids in scaled space, their stable ids and names, and the version. Encoded as canonical
+Small and self-contained: scaler statistics of the clustering space (`stream.core.space`),
+segment and micro-segment centroids in scaled space, their stable ids and names, and the version. Encoded as canonical
 JSON (sorted keys, floats as their shortest repr) — never pickled — so any consumer can read it
 and the same model always encodes to the same bytes.
 
@@ -15,7 +15,6 @@ True
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,34 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stream.core.features import FEATURES
+from stream.core.space import transform, transform_many
 
-ENCODING_VERSION = 1
+__all__ = ["Z_CLIP", "MicroSegment", "Segment", "SegmentModel", "transform", "transform_many"]
 
-# Unbounded counts and amounts are compressed with log1p before scaling, so a few big spenders do
-# not define the geometry; ratios and recencies are used as they are.
-LOG_FEATURES = frozenset(f.name for f in FEATURES if f.high is None or f.unit == "days")
-
+ENCODING_VERSION = 2
+"""Version 2: coordinates in `stream.core.space` (version 1: log1p of counts, nothing else)."""
 
 Z_CLIP = 3.0
 """Scaled coordinates are clipped to ±Z_CLIP, so one extreme customer cannot claim a segment."""
-
-_LOG_MASK = np.asarray([f.name in LOG_FEATURES for f in FEATURES])
-
-
-def transform_many(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """`transform` of every row of a matrix of raw feature vectors."""
-    out = x.astype(np.float64, copy=True)
-    out[:, _LOG_MASK] = np.log1p(np.maximum(out[:, _LOG_MASK], 0.0))
-    return out
-
-
-def transform(values: list[float]) -> list[float]:
-    """The clustering-space transform of a raw feature vector (before scaling)."""
-    return [
-        math.log1p(max(v, 0.0)) if name in LOG_FEATURES else v
-        for name, v in zip(_NAMES, values, strict=True)
-    ]
-
 
 _NAMES = tuple(f.name for f in FEATURES)
 

@@ -10,13 +10,15 @@ import pytest
 from river import drift as river_drift
 
 from stream.core.drift import FRESH, CustomerDrift, ModelFit, SegmentShare, page_hinkley_step
-from stream.core.features import DAY_MS
+from stream.core.features import DAY_MS, FEATURES
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.outputs import SegmentEvent
 from stream.core.scoring import Scorer
 from stream.core.segmentation import Segmenter, drift_events, lifecycle_events
 from stream.core.state import CustomerState
 from stream.core.trainer import Trainer
+
+N = len(FEATURES)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -109,9 +111,9 @@ def test_customer_drift_on_a_customer_moving_away_and_on_a_stable_one() -> None:
 
 
 def _model(version: int, centres: list[float], ids: list[int]) -> SegmentModel:
-    segs = [Segment(i, f"S{i}", [c] * 28, [MicroSegment(100 + i, [c] * 28)])
+    segs = [Segment(i, f"S{i}", [c] * N, [MicroSegment(100 + i, [c] * N)])
             for i, c in zip(ids, centres, strict=True)]  # fmt: skip
-    return SegmentModel(version, 0, [0.0] * 28, [1.0] * 28, segs, max(ids) + 1, 200)
+    return SegmentModel(version, 0, [0.0] * N, [1.0] * N, segs, max(ids) + 1, 200)
 
 
 def test_a_drifting_customer_is_re_evaluated_at_once_and_the_change_says_so() -> None:
@@ -147,7 +149,7 @@ def test_drift_events_follow_the_contract() -> None:
 
 
 def _blob(rng: np.random.Generator, centre: float, spread: float = 0.3) -> list[float]:
-    return [abs(float(v)) for v in rng.normal(centre, spread, 28)]
+    return [abs(float(v)) for v in rng.normal(centre, spread, N)]
 
 
 def test_a_new_dense_region_is_detected_and_born_as_a_segment() -> None:
@@ -225,7 +227,8 @@ def test_no_drift_is_watched_before_the_features_longest_horizon_has_passed() ->
 
 
 def test_monitoring_samples_feed_the_detectors_without_being_learnt() -> None:
-    """`watch_one`: the drift detectors see the sample; the model and its scaler do not."""
+    """`watch_one`: the drift detectors see the sample, and so does the next fit (the window of
+    newest samples); River, its running scaler and the training count do not."""
     rng = np.random.default_rng(5)
     tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
                  drift_after_days=0)  # fmt: skip
@@ -238,5 +241,25 @@ def test_monitoring_samples_feed_the_detectors_without_being_learnt() -> None:
         tr.watch_one(_blob(rng, 20.0 if new else [0.5, 6.0][i % 2]), 400 + i)
         found += tr.take_detections()
     assert tr.n == n and (tr._mean == mean).all()
+    assert len(tr._samples) == 1600  # 400 learnt + 1200 watched, all in the window
     fit = [d for d in found if d.level == "model_fit"]
     assert fit and fit[0].t - 1000 <= 300 and "model:outliers" in {d.subject for d in fit}
+
+
+def test_the_outlier_reference_holds_between_versions_once_the_detectors_are_live() -> None:
+    """A slow influx adds up: publishing a version does not move what counts as an outlier;
+    adapting to model-fit drift does."""
+    rng = np.random.default_rng(8)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=300, warmup=300, seed=3,
+                 drift_after_days=0)  # fmt: skip
+    for i in range(300):
+        tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
+    assert tr.model is not None and tr.model.version == 1
+    far = tr._far
+    assert np.isfinite(far)
+    for i in range(300, 600):
+        tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
+    assert tr.model.version == 2 and tr._far == far
+    tr._adapting = True  # as after model-fit drift: the next fit renews the reference
+    tr.publish(600)
+    assert tr.model.version == 3 and tr._far != far

@@ -1,0 +1,131 @@
+"""The clustering space: what makes two customers alike.
+
+The feature catalogue (`stream.core.features`) reports what a customer did; segments live in the
+clustering space that `transform_many` maps catalogue vectors to, dimension for dimension (same
+names, same order), so centroids, explanations and segment names still speak in catalogue
+features. Per kind of feature:
+
+* **counts and amounts** (orders, spend, sessions, carts, searches, e-mails, events): log1p of the
+  value divided by the share of its horizon the customer has been observed, ``1 − e^(−tenure/τ)``.
+  A decayed sum keeps growing for a customer's first months; corrected, the same behaviour seen
+  for 10 days or for 60 lands in the same place, so features maturing does not move customers;
+* **rates and shares** (discount share, refund rate, e-mail open and click rates, views per
+  session, cart abandonment, channel, weekend and late-night shares): shrunk towards a neutral
+  prior by the evidence behind them, ``(rate·n + a·prior) / (n + a)`` with ``n`` the decayed
+  orders, sends, sessions, carts or events. One order does not make a customer coupon-driven, and
+  no e-mail is not the same as ignoring every e-mail;
+* **days**: recency of activity as log1p; days since the last purchase capped at 30 (beyond a
+  month, *how much* longer is lapsing, which ``overdue_events`` says in the customer's own terms);
+* ``overdue_events`` (expected events missed in the current silence): log1p — the quickest sign
+  that a customer went quiet, relative to their own pace;
+* left out (constant 0): the trend ratios (7-day over 30-day pace, ``activity_trend`` and
+  ``spend_trend``), which swing with a steady customer's weekly rhythm, and ``tenure_days``,
+  along which every customer drifts as time passes (it scaled a young customer base apart from
+  itself week by week, and made the trainer see every segment as new).
+
+Measured (issue 4, planted personas, the optimal k-means partition held fixed): against the plain
+log transform, ARI 0.89 → 0.93 and 0.87 → 0.91 on two simulated streams, and segment changes of
+customers whose behaviour did not change fell by half (0.17 → 0.09 per customer per 30 days at the
+default damping). Changing this transform changes what a model's scaler statistics and centroids
+mean: `stream.core.model.ENCODING_VERSION` goes up with it.
+
+>>> import numpy as np
+>>> from stream.core.features import NAMES
+>>> one_order = np.zeros((1, len(NAMES)))
+>>> for name, v in [("purchases_30d", 1.0), ("discount_share_30d", 1.0), ("tenure_days", 60.0)]:
+...     one_order[0, NAMES.index(name)] = v
+>>> z = transform_many(one_order)[0]
+>>> round(float(z[NAMES.index("discount_share_30d")]), 3)  # (1·1 + 1·0.3) / (1 + 1)
+0.65
+>>> float(z[NAMES.index("tenure_days")]), float(z[NAMES.index("activity_trend")])
+(0.0, 0.0)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream.core.features import NAMES
+
+Array = NDArray[np.float64]
+
+_I = {name: i for i, name in enumerate(NAMES)}
+_COUNTS_30 = tuple(_I[n] for n in (
+    "purchases_30d", "spend_30d", "unsubscribes_30d", "bounces_30d", "sessions_30d",
+    "add_to_cart_30d", "searches_30d", "events_30d", "emails_sent_30d",
+))  # fmt: skip
+_COUNTS_7 = tuple(_I[n] for n in ("purchases_7d", "spend_7d", "sessions_7d"))
+EVIDENCE = 1.0
+"""Pseudo-count ``a`` of the shrinkage (orders, sessions, carts); twice this for e-mails sent and
+for events, of which a customer has more."""
+PRIORS: dict[str, float] = {
+    "discount_share_30d": 0.3,
+    "refund_rate_30d": 0.05,
+    "email_open_rate_30d": 0.3,
+    "email_click_rate_30d": 0.1,
+    "views_per_session_30d": 4.0,
+    "cart_abandonment_30d": 0.6,
+    "share_web": 0.25,
+    "share_mobile": 0.25,
+    "share_app": 0.25,
+    "share_store": 0.25,
+    "weekend_share_30d": 2 / 7,
+    "late_night_share_30d": 0.2,
+}
+"""Where a rate or share with no evidence behind it sits (neutral values, not fitted)."""
+# rate → (its evidence, pseudo-count)
+_SHRINK = {
+    "discount_share_30d": ("purchases_30d", EVIDENCE),
+    "refund_rate_30d": ("purchases_30d", EVIDENCE),
+    "email_open_rate_30d": ("emails_sent_30d", 2 * EVIDENCE),
+    "email_click_rate_30d": ("emails_sent_30d", 2 * EVIDENCE),
+    "views_per_session_30d": ("sessions_30d", EVIDENCE),
+    "cart_abandonment_30d": ("add_to_cart_30d", EVIDENCE),
+    **{n: ("events_30d", 2 * EVIDENCE) for n in (
+        "share_web", "share_mobile", "share_app", "share_store", "weekend_share_30d",
+        "late_night_share_30d",
+    )},
+}  # fmt: skip
+STD_FLOOR = 0.05
+"""Smallest standard deviation a dimension is scaled by (in its own units: log counts, shares,
+log days). A dimension on which nearly everyone agrees — tenure while every customer is
+established — would otherwise turn a trifling difference into many standard deviations."""
+RECENCY_PURCHASE_CAP = 30.0
+LEFT_OUT = frozenset({"activity_trend", "spend_trend", "tenure_days"})
+"""Catalogue features that are not clustering dimensions (their coordinate is 0)."""
+_LEFT_OUT = [_I[n] for n in sorted(LEFT_OUT)]
+
+
+def transform_many(x: Array) -> Array:
+    """Rows of catalogue vectors → rows of the clustering space (see the module docstring)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    tenure = np.maximum(x[:, _I["tenure_days"]], 0.5)
+    seen30 = -np.expm1(-tenure / 30.0)
+    seen7 = -np.expm1(-tenure / 7.0)
+    for j in _COUNTS_30:
+        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) / seen30)
+    for j in _COUNTS_7:
+        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) / seen7)
+    for name, (evidence, a) in _SHRINK.items():
+        n = np.maximum(x[:, _I[evidence]], 0.0)
+        out[:, _I[name]] = (x[:, _I[name]] * n + a * PRIORS[name]) / (n + a)
+    j = _I["views_per_session_30d"]
+    out[:, j] = np.log1p(out[:, j])
+    j = _I["avg_order_value_30d"]
+    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
+    j = _I["recency_purchase_days"]
+    out[:, j] = np.log1p(np.clip(x[:, j], 0.0, RECENCY_PURCHASE_CAP))
+    j = _I["recency_activity_days"]
+    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
+    j = _I["overdue_events"]
+    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
+    out[:, _LEFT_OUT] = 0.0
+    return out
+
+
+def transform(values: list[float]) -> list[float]:
+    """`transform_many` of one catalogue vector (the same arithmetic, so the same bits)."""
+    out: list[float] = transform_many(np.asarray([values], dtype=np.float64))[0].tolist()
+    return out
