@@ -46,6 +46,7 @@ def grow(
     gain: float,
     min_distance: float,
     seeds: tuple[Array, Array] | None = None,
+    tries: int = 8,
 ) -> tuple[Array, list[int]] | None:
     """``k + 1`` centroids with a newborn segment, or None if no dense new region pays.
 
@@ -59,10 +60,23 @@ def grow(
     if not far.any():
         return None
     score = np.where(far, cand_w * d2, -1.0)
-    seed_point = cand[int(score.argmax())]
-    c, new_labels = weighted_kmeans(
-        points, weights, len(centroids) + 1, seed, init=np.vstack([centroids, seed_point])
-    )
+    starts = [cand[int(score.argmax())]]
+    # Also starts drawn where the data is worst served (D² sampling, seeded): the densest new
+    # region need not hold the single farthest point.
+    pd2 = _nearest(points, centroids)[0] * weights
+    rng = np.random.default_rng(seed)
+    if pd2.sum() > 0:
+        starts += [points[int(i)] for i in rng.choice(len(points), size=tries, p=pd2 / pd2.sum())]
+    best: tuple[float, Array, list[int]] | None = None
+    for start in starts:
+        c_try, l_try = weighted_kmeans(
+            points, weights, len(centroids) + 1, seed, init=np.vstack([centroids, start])
+        )
+        score_try = inertia(points, weights, c_try, l_try)
+        if best is None or score_try < best[0] - 1e-9:
+            best = (score_try, c_try, l_try)
+    assert best is not None
+    _, c, new_labels = best
     if len(set(new_labels)) < len(c):
         return None
     shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()

@@ -72,3 +72,39 @@ def best_kmeans(
             best = (score, c, labels)
     assert best is not None
     return best[1], best[2]
+
+
+def improve(
+    points: Array, weights: Array, centroids: Array, seed: int, rounds: int = 2
+) -> tuple[Array, list[int]]:
+    """Refine ``centroids`` and search out of a poor k-means optimum (one segment split in two
+    while two others share one): for each segment in turn, drop it, re-seed it where the data is
+    worst served by the rest (D² sampling, seeded), refine, and keep the result when the weighted
+    inertia falls. Up to ``rounds`` passes over the segments; deterministic for a seed.
+
+    >>> pts = np.asarray([[0.0], [0.2], [5.0], [5.2], [9.0], [9.2]])
+    >>> c, labels = improve(pts, np.ones(6), np.asarray([[0.0], [0.2], [7.0]]), seed=1)
+    >>> c.round(1).tolist(), labels
+    ([[0.1], [5.1], [9.1]], [0, 0, 1, 1, 2, 2])
+    """
+    w = np.maximum(weights, 1e-12)
+    c, labels = weighted_kmeans(points, w, len(centroids), seed, init=centroids)
+    best = inertia(points, w, c, labels)
+    rng = np.random.default_rng(seed)
+    for _ in range(rounds):
+        better = False
+        for j in range(len(c)):
+            rest = np.delete(c, j, axis=0)
+            d2 = ((points[:, None, :] - rest[None]) ** 2).sum(2).min(1) * w
+            if d2.sum() <= 0:
+                continue
+            pick = points[int(rng.choice(len(points), p=d2 / d2.sum()))]
+            cand, cand_labels = weighted_kmeans(
+                points, w, len(c), seed, init=np.vstack([rest, pick])
+            )
+            score = inertia(points, w, cand, cand_labels)
+            if score < best * (1.0 - 1e-6):
+                c, labels, best, better = cand, cand_labels, score, True
+        if not better:
+            break
+    return c, labels

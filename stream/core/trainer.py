@@ -1,26 +1,33 @@
 """The trainer: one global model learnt from sampled feature vectors.
 
 Samples are customers' feature vectors, chosen deterministically by the caller (the offline
-stage and the worker sample a seeded share of recently active customers each day), transformed
-(`stream.core.model.transform`) and scaled by running statistics. River's CluStream learns every
-sample and maintains weighted micro-clusters: where the dense regions are. The trainer also keeps
-the newest ``reservoir`` samples. Segments are derived deterministically from both — a seeded
-k-means over the reservoir, started from the segments it had (warm start), from k-means++ and
-from k-means over River's micro-clusters, the lowest inertia winning — and micro-segments by the
-same inside each segment; identities carry over from the previous version
-(`stream.core.identity`). A snapshot is published every ``publish_every`` samples.
+stage and the worker draw a seeded share of recently active customers each day: a small
+*training* sample and a larger *monitoring* sample around it), moved into the clustering space
+(`stream.core.space`). River's CluStream learns every training sample, scaled by running
+statistics, and maintains weighted micro-clusters: where the dense regions are. The trainer also
+keeps a window of the newest ``reservoir`` samples, training and monitoring ones alike: a current
+picture of the population (a few days of it), which each publish scales by its own statistics and
+fits. Segments are derived deterministically — a seeded k-means over the window, from k-means++
+and from k-means over River's micro-clusters, searched out of poor local optima
+(`stream.core.kmeans.improve`) and compared with the previous segments refined on the window
+(warm start), which stay unless the fresh solution is better by ``restructure_gain`` — and
+micro-segments by the same inside each segment; identities carry over from the previous version
+(`stream.core.identity`). A snapshot is published every ``publish_every`` training samples.
 
-Why the reservoir: in 28 dimensions CluStream's radius test (twice the mean per-dimension
+Why the window: in 28 dimensions CluStream's radius test (twice the mean per-dimension
 deviation) rejects most samples, so its 60 micro-clusters are mostly single recent samples and
 pairs merged by proximity; k-means over them found the planted personas with ARI .62–.74
 depending on the seed, against .87–.89 for the same k-means over the 2,000 newest samples
 (measured on two simulated 60-day streams; see issue 4). A pool large enough to summarise well
-(400 micro-clusters: ARI .85–.90) costs 33 ms a sample in River's merge step.
+(400 micro-clusters: ARI .85–.90) costs 33 ms a sample in River's merge step. Fitting on the
+monitoring samples too (about 3 days of them at 1,000 a day) fits the population as it is now,
+as an offline k-means of everyone's current features would, rather than 20 days of drifting
+training samples.
 
 >>> tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=40, warmup=40, seed=1)
 >>> import random
 >>> rng = random.Random(0)
->>> models = [tr.learn_one([abs(rng.gauss(5 * (i % 2), 1))] * 28, t=i) for i in range(40)]
+>>> models = [tr.learn_one([abs(rng.gauss(5 * (i % 2), 1))] * len(FEATURES), t=i) for i in range(40)]
 >>> m = models[-1]
 >>> m.version, len(m.segments), [s.id for s in m.segments]
 (1, 2, [1, 2])
@@ -39,9 +46,10 @@ from stream.core.adapt import grow, retire
 from stream.core.drift import Detection, ModelFit, SegmentShare
 from stream.core.features import DAY_MS, FEATURES
 from stream.core.identity import match_segments, transfer_matrix
-from stream.core.kmeans import best_kmeans, inertia, weighted_kmeans
+from stream.core.kmeans import best_kmeans, improve, inertia, weighted_kmeans
 from stream.core.model import Z_CLIP, MicroSegment, Segment, SegmentModel, transform
 from stream.core.naming import name_segments
+from stream.core.space import STD_FLOOR
 
 Array = NDArray[np.float64]
 _KEYS = [f"f{i}" for i in range(len(FEATURES))]
@@ -91,8 +99,12 @@ class Trainer:
     birth_share, retire_share
         A newborn segment must hold this share of the recent samples; a segment holding less
         than ``retire_share`` is retired (`stream.core.adapt.retire`).
+    birth_gain
+        A birth must lower the weighted inertia by this share (tried at the first publish after
+        model-fit drift, while there are fewer than ``max_segments``).
     reservoir
-        The newest samples kept; segments are fitted on them (see the module docstring).
+        The newest samples kept, training and monitoring ones; segments are fitted on them
+        (see the module docstring).
     drift_after_days
         Event time after the first sample before the drift detectors are fed: the features'
         longest horizon (30 days), over which a new stream's features are still filling up.
@@ -114,8 +126,9 @@ class Trainer:
         drift: bool = True,
         adapt_samples: int = 200,
         birth_share: float = 0.03,
+        birth_gain: float = 0.05,
         retire_share: float = 0.005,
-        reservoir: int = 2000,
+        reservoir: int = 3000,
         drift_after_days: float = 30.0,
     ) -> None:
         self.n_segments = n_segments
@@ -132,22 +145,22 @@ class Trainer:
         self.drift = drift
         self.adapt_samples = adapt_samples
         self.birth_share = birth_share
+        self.birth_gain = birth_gain
         self.retire_share = retire_share
         self.reservoir = reservoir
         self.drift_after_days = drift_after_days
         self.model_fit = ModelFit()
         self.outliers = ModelFit(subject="model:outliers", what="share beyond p95")
         self._far = np.inf
-        """Distance beyond which a sample counts as an outlier of the current model."""
+        """Distance beyond which a sample counts as an outlier (see the end of `publish`)."""
         self.segment_drift = SegmentShare()
         self.detections: list[Detection] = []
         """Drift detections not yet taken (`take_detections`)."""
         self._publish_at: int | None = None
         self._adapting = False
         self._samples: deque[Array] = deque(maxlen=max(reservoir, RECENT_SAMPLES))
-        """The newest transformed (unscaled) samples: scaled afresh at each publish."""
-        self._watched: deque[Array] = deque(maxlen=10 * RECENT_SAMPLES)
-        """Monitoring samples since model-fit drift (transformed), for the adapted fit."""
+        """The newest samples, training and monitoring ones (transformed, unscaled): the
+        current population, which each publish scales by its own statistics and fits."""
         self._alpha = 0.0 if scaler_halflife is None else 1.0 - 0.5 ** (1.0 / scaler_halflife)
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
@@ -209,12 +222,11 @@ class Trainer:
         return self.publish(t) if due else None
 
     def watch_one(self, raw: list[float], t: int) -> None:
-        """Feed one monitoring sample to the drift detectors. It is not learnt, but while the
-        trainer adapts to model-fit drift it is kept for the next fit (the newest picture)."""
+        """Feed one monitoring sample to the drift detectors and to the window the next model is
+        fitted on. River does not learn it."""
         if self.drift and self.model is not None:
             self._watch(self.model, raw, t)
-        if self._adapting:
-            self._watched.append(np.asarray(transform(raw), dtype=np.float64))
+        self._samples.append(np.asarray(transform(raw), dtype=np.float64))
 
     def take_detections(self) -> list[Detection]:
         """The drift detections since the last call (for ``segment-events``)."""
@@ -246,45 +258,56 @@ class Trainer:
         self.detections += found
 
     def _std(self) -> Array:
-        return np.sqrt(np.maximum(self._var, 1e-12))
+        return np.maximum(np.sqrt(np.maximum(self._var, 0.0)), STD_FLOOR)
 
-    def _rescaled(self, z: Array, prev: SegmentModel) -> Array:
-        """Points scaled by ``prev``'s statistics, in the current scaling."""
-        std = self._std()
-        out: Array = z * (np.asarray(prev.std) / std) + (np.asarray(prev.mean) - self._mean) / std
+    @staticmethod
+    def _rescaled(z: Array, prev: SegmentModel, mean: Array, std: Array) -> Array:
+        """Points scaled by ``prev``'s statistics, in the scaling ``mean``, ``std``."""
+        out: Array = z * (np.asarray(prev.std) / std) + (np.asarray(prev.mean) - mean) / std
         return out
 
     def publish(self, t: int) -> SegmentModel:
-        """Derive segments from the reservoir and River's micro-clusters; publish the next
+        """Derive segments from the newest samples and River's micro-clusters; publish the next
         version."""
         adapting = self._adapting
-        if adapting:  # after drift: the newest samples only, monitoring ones included
-            x = np.asarray(list(self._samples)[-RECENT_SAMPLES:] + list(self._watched))
-        else:
-            x = np.asarray(list(self._samples)[-self.reservoir :], dtype=np.float64)
-        points = np.clip((x - self._mean) / self._std(), -Z_CLIP, Z_CLIP)
+        window = list(self._samples)
+        if adapting:  # after model-fit drift: the newest picture only
+            window = window[-RECENT_SAMPLES:]
+        x = np.asarray(window, dtype=np.float64)
+        mean = x.mean(axis=0)
+        std = np.maximum(x.std(axis=0), STD_FLOOR)
+        points = np.clip((x - mean) / std, -Z_CLIP, Z_CLIP)
         weights = np.ones(len(points))
         mcs = list(self.clusterer.micro_clusters.values())
+        # River learns in the running scaling; its micro-clusters are moved into this one.
         summary = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
+        if len(summary):
+            summary = np.clip((summary * self._std() + self._mean - mean) / std, -Z_CLIP, Z_CLIP)
         summary_w = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
         prev = self.model
         k = len(prev.segments) if prev is not None else self.n_segments
         centroids, labels = self._fit(points, weights, summary, summary_w, k)
         if prev is not None:
-            # Keep the previous structure unless a fresh solution is clearly better: refine the
-            # previous centroids (moved into the current scaling) and compare inertias.
+            # Keep the previous structure unless a segment is born (after model-fit drift) or a
+            # fresh solution is clearly better: refine the previous centroids (moved into the
+            # current scaling), try a birth from there, and compare inertias.
             warm_c, warm_l = weighted_kmeans(
-                points, weights, k, self.seed, init=self._rescaled(prev.centroids(), prev)
+                points,
+                weights,
+                k,
+                self.seed,
+                init=self._rescaled(prev.centroids(), prev, mean, std),
             )
+            grown = None
+            if adapting and k < (self.max_segments or self.n_segments):
+                grown = grow(points, weights, warm_c, self.seed, self.birth_share,
+                             self.birth_gain, self.match_distance,
+                             seeds=(summary, summary_w) if len(summary) else None)  # fmt: skip
             fresh = inertia(points, weights, centroids, labels)
-            if fresh >= (1.0 - self.restructure_gain) * inertia(points, weights, warm_c, warm_l):
-                centroids, labels = warm_c, warm_l
-        if adapting and k < (self.max_segments or self.n_segments) and len(summary):
-            grown = grow(points, weights, centroids, self.seed, self.birth_share,
-                         self.restructure_gain, self.match_distance,
-                         seeds=(summary, summary_w))  # fmt: skip
             if grown is not None:
                 centroids, labels = grown
+            elif fresh >= (1.0 - self.restructure_gain) * inertia(points, weights, warm_c, warm_l):
+                centroids, labels = warm_c, warm_l
         if adapting:
             centroids, labels = retire(
                 points, weights, centroids, labels, self.retire_share, 2, self.seed
@@ -296,9 +319,9 @@ class Trainer:
             matching = None
         else:
             # The previous centroids, moved into the current scaling, so only behaviour counts.
-            old = self._rescaled(prev.centroids(), prev)
+            old = self._rescaled(prev.centroids(), prev, mean, std)
             old_points = self._rescaled(
-                np.asarray([m.centroid for s in prev.segments for m in s.micro]), prev
+                np.asarray([m.centroid for s in prev.segments for m in s.micro]), prev, mean, std
             )
             old_w = np.asarray(
                 [s.weight / max(len(s.micro), 1) for s in prev.segments for m in s.micro]
@@ -350,8 +373,8 @@ class Trainer:
         model = SegmentModel(
             version=(prev.version + 1) if prev else 1,
             trained_at=t,
-            mean=self._mean.tolist(),
-            std=self._std().tolist(),
+            mean=mean.tolist(),
+            std=std.tolist(),
             segments=segments,
             next_segment_id=next_id,
             next_micro_id=next_micro,
@@ -360,15 +383,21 @@ class Trainer:
         self.model = model
         self.history.append({"version": model.version, "matching": matching})
         self.segment_drift.reset([seg.id for seg in model.segments])
-        near = np.sqrt(((points[:, None, :] - model.centroids()[None]) ** 2).sum(axis=2).min(1))
-        self._far = float(np.quantile(near, 0.95))
+        live = self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
+        if adapting or not live or not np.isfinite(self._far):
+            # The outlier reference: the model's own 95th percentile, fixed once the detectors
+            # are live and renewed only when the trainer adapts, so a slow influx of a new kind
+            # of customer adds up instead of being absorbed publish by publish.
+            near = np.sqrt(((points[:, None, :] - model.centroids()[None]) ** 2).sum(2).min(1))
+            self._far = float(np.quantile(near, 0.95))
         return model
 
     def _fit(
         self, points: Array, weights: Array, summary: Array, summary_w: Array, k: int
     ) -> tuple[Array, list[int]]:
-        """Seeded k-means of the reservoir: the best by inertia of k-means++ starts and of a
-        start at k-means over River's micro-clusters (when River holds at least ``k``)."""
+        """Seeded k-means of the window: the best by inertia of k-means++ starts and of a start
+        at k-means over River's micro-clusters (when River holds at least ``k``), then searched
+        out of a poor local optimum (`stream.core.kmeans.improve`)."""
         centroids, labels = best_kmeans(points, weights, k, self.seed)
         if len(summary) >= k:
             init, _ = best_kmeans(summary, summary_w, k, self.seed)
@@ -378,12 +407,11 @@ class Trainer:
                 points, weights, centroids, labels
             ):
                 self.river_starts[0] += 1
-                return river_c, river_l
-        return centroids, labels
+                centroids, labels = river_c, river_l
+        return improve(points, weights, centroids, self.seed)
 
     def _end_adaptation(self) -> None:
         self._adapting = False
-        self._watched.clear()
         self._publish_at = None
         self.clusterer.time_window = self.time_window
 
