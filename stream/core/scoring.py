@@ -108,12 +108,17 @@ class Scorer:
         reason: str = "behaviour",
         drifted: Sequence[bool] = (),
         d: Array | None = None,
+        confirm: tuple[Compiled, Array] | None = None,
     ) -> list[Assignment | None]:
         """New assignments for the rows of ``z`` (None: stay where they are).
 
         Rows flagged in ``drifted`` (customer-level drift, `stream.core.drift`) are re-evaluated
         at once: no minimum dwell, half the margin, and a move says ``customer_drift``.
         ``d``: the rows' `distances` to the model's centroids, if the caller has them.
+        ``confirm``: the previous model and the rows' distances to its centroids. A move between
+        two segments that model also has must win there too, by the same margin: a move that only
+        the newer centroids call for is the model's doing, not the customer's, and does not
+        happen (a model update alone moves nobody whose behaviour did not change).
         """
         cm = self.compile(model)
         if d is None:
@@ -136,6 +141,12 @@ class Scorer:
             urgent = row < len(drifted) and drifted[row]
             normal = drow[best] < keep * drow[cur_idx] and t - cur.since >= self._dwell_ms
             drift_move = urgent and drow[best] < (1.0 - self.margin / 2) * drow[cur_idx]
+            if best != cur_idx and (normal or drift_move) and confirm is not None:
+                old_cm, old_d = confirm
+                i, j = old_cm.index.get(cm.ids[best]), old_cm.index.get(cur.segment_id)
+                if i is not None and j is not None:
+                    need = (1.0 - self.margin / 2) if urgent else keep
+                    normal = drift_move = bool(old_d[row, i] < need * old_d[row, j])
             if best != cur_idx and (normal or drift_move):
                 micro = self._micro(cm, best, z[row], None)
                 why = "customer_drift" if urgent else reason

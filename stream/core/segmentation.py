@@ -9,9 +9,11 @@ flag. `lifecycle_events` turns a model update into ``segment-events`` records.
 
 >>> from stream.core.model import MicroSegment, Segment, SegmentModel
 >>> from stream.core.state import CustomerState
->>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
-...                  [Segment(1, "Quiet", [0.0] * 28, [MicroSegment(1, [0.0] * 28)]),
-...                   Segment(2, "Busy", [2.0] * 28, [MicroSegment(2, [2.0] * 28)])], 3, 3)
+>>> from stream.core.features import NAMES
+>>> D = len(NAMES)
+>>> m = SegmentModel(1, 0, [0.0] * D, [1.0] * D,
+...                  [Segment(1, "Quiet", [0.0] * D, [MicroSegment(1, [0.0] * D)]),
+...                   Segment(2, "Busy", [2.0] * D, [MicroSegment(2, [2.0] * D)])], 3, 3)
 >>> seg = Segmenter(holdout_share=0.0)
 >>> seg.set_model(m)
 >>> s = CustomerState(last_ts=0)
@@ -89,6 +91,9 @@ class Segmenter:
         self.customer_drift = customer_drift
         self.customer_drifts = 0
         self.model: SegmentModel | None = None
+        self.previous: SegmentModel | None = None
+        """The model before ``model``: behavioural moves must win under both (`Scorer`)."""
+        self._previous_compiled: Compiled | None = None
         self.names: dict[int, str] = {}
         self._reshuffled: set[int] = set()
 
@@ -98,7 +103,8 @@ class Segmenter:
         ``segment_retired``."""
         if self.model is not None and model.version <= self.model.version:
             return  # an older or the same snapshot (e.g. re-read from the compacted topic)
-        self.model = model
+        self.previous, self.model = self.model, model
+        self._previous_compiled = None if self.previous is None else Compiled(self.previous)
         for s in model.segments:
             self.names[s.id] = s.name
         self._reshuffled |= set(model.reshuffled)
@@ -106,14 +112,16 @@ class Segmenter:
     def reassess(
         self, customers: Iterable[tuple[str, CustomerState]], t: int
     ) -> list[tuple[str, CustomerState, int]]:
-        """The rows to score after a model change: unassigned customers (at their last event) and
-        members of segments the model no longer has (at ``t``, or their last event if later)."""
+        """The rows to score after a model change: unassigned customers and members of segments
+        the model no longer has, at ``t`` (or their last event if later). A customer quiet since
+        long before the first model is placed as they are now, not as they were at their last
+        event, and their quiet-time re-evaluations count from ``t``."""
         model = self.model
         if model is None:
             return []
         live = {s.id for s in model.segments}
         return [
-            (c, s, max(s.last_ts, t) if s.segment_id else s.last_ts)
+            (c, s, max(s.last_ts, t))
             for c, s in customers
             if not s.segment_id or s.segment_id not in live
         ]
@@ -141,8 +149,12 @@ class Segmenter:
         cm = self.scorer.compile(model)
         d = distances(cm.centroids, z)
         drifted = self._drifted(cm, d, [s for _, s, _ in batch])
+        confirm = None
+        if self.previous is not None and self._previous_compiled is not None:
+            old = self._previous_compiled
+            confirm = (old, distances(old.centroids, self.previous.scale_many(raw)))
         decisions = self.scorer.decide_many(
-            model, z, current, [at for _, _, at in batch], reason, drifted, d
+            model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm
         )
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):
@@ -281,18 +293,28 @@ class Segmenter:
 def rescore_due(state: CustomerState, idle_ms: int) -> int | None:
     """When a quiet customer is next re-evaluated (event time), or None if not assigned.
 
-    ``idle_ms`` after their last event, then whenever the quiet time has doubled since the last
-    evaluation (1, 2, 4, 8… × ``idle_ms``): recency enters the model on a log scale, so this
-    catches every move while a customer dormant for years costs a handful of evaluations.
+    ``idle_ms`` after their last event, then every ``idle_ms`` while they have been quiet for less
+    than `DAILY_QUIET` × ``idle_ms`` (the first weeks of a silence decide whether a customer has
+    lapsed), then whenever the quiet time has doubled since the last evaluation: recency enters
+    the model on a log scale, so a customer dormant for years costs a handful of evaluations.
 
     >>> s = CustomerState(last_ts=0, segment_id=1, scored_at=0)
     >>> rescore_due(s, 10), rescore_due(CustomerState(last_ts=0, segment_id=1, scored_at=40), 10)
-    (10, 80)
+    (10, 50)
+    >>> rescore_due(CustomerState(last_ts=0, segment_id=1, scored_at=200), 10)
+    400
     """
     if not state.segment_id or state.last_ts == NO_TIME:
         return None
     quiet = max(state.scored_at - state.last_ts, 0)
-    return state.last_ts + max(idle_ms, 2 * quiet)
+    if quiet < DAILY_QUIET * idle_ms:
+        return state.last_ts + max(idle_ms, quiet + idle_ms)
+    return state.last_ts + 2 * quiet
+
+
+DAILY_QUIET = 14
+"""A quiet customer is re-evaluated every ``idle`` period for this many of them, then at
+doubling quiet times (`rescore_due`)."""
 
 
 def lifecycle_events(model: SegmentModel, matching: Matching | None) -> list[SegmentEvent]:

@@ -120,7 +120,8 @@ def test_assigner_scores_updates_reassesses_on_a_new_model_and_rescores_quiet_cu
     # Two days later the watermark (moved by another customer) re-evaluates the quiet ones.
     store["c9"] = CustomerState(last_ts=2 * DAY_MS + 5, first_ts=5, t0=5)
     step = a.step(0, {"c9": store["c9"]}, 2 * DAY_MS + 5, store.get, emitted_at=0)
-    # c0 (last event at 0) is due at day 1 and again at day 2 (quiet time doubled); c1, c2 at 2.
+    # c0 (scored at its event, at 0) is due at day 1 and again a day later (every idle day while
+    # its silence is young); c1, c2 (placed at the watermark, 20 ms) at day 2.
     assert step.rescored == 4 and {"c0", "c1", "c2"} <= set(step.states)
     assert [r.day for r in step.reports] == [DAY_MS, 2 * DAY_MS]
     assert all(r.partition == 0 for r in step.reports)

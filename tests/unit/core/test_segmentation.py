@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.core.features import DAY_MS, NAMES
+from stream.core.features import DAY_MS, NAMES, vector
 from stream.core.identity import match_segments, transfer_matrix
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.outputs import SegmentChange, change_id
 from stream.core.scoring import Scorer
-from stream.core.segmentation import Segmenter, in_holdout, lifecycle_events, rescore_due
+from stream.core.segmentation import (
+    DAILY_QUIET,
+    Segmenter,
+    in_holdout,
+    lifecycle_events,
+    rescore_due,
+)
 from stream.core.state import CustomerState
 from stream.core.trainer import Trainer
 
@@ -131,15 +137,16 @@ def test_flap_damping_needs_both_margin_and_dwell() -> None:
     assert b is not None and (b.segment_id, b.reason, b.since) == (2, "behaviour", 3 * DAY_MS)
 
 
-def test_quiet_customers_are_re_evaluated_at_doubling_intervals() -> None:
+def test_quiet_customers_are_re_evaluated_daily_then_at_doubling_intervals() -> None:
     s = CustomerState(last_ts=0, segment_id=1, scored_at=0)
     seen = []
-    for _ in range(6):
+    for _ in range(DAILY_QUIET + 3):
         due = rescore_due(s, DAY_MS)
         assert due is not None
         seen.append(due // DAY_MS)
         s.scored_at = due
-    assert seen == [1, 2, 4, 8, 16, 32]
+    # every day while the silence is young (whether they lapsed), then 28, 56, 112 days
+    assert seen == [*range(1, DAILY_QUIET + 1), 28, 56, 112]
     assert rescore_due(CustomerState(last_ts=0), DAY_MS) is None  # never assigned
 
 
@@ -165,3 +172,76 @@ def test_changes_are_deterministic_and_versioned() -> None:
 def test_holdout_share(share: float) -> None:
     flagged = sum(in_holdout(f"c{i}", share) for i in range(20_000)) / 20_000
     assert abs(flagged - share) < 0.01
+
+
+def _two(version: int, b_at: float) -> SegmentModel:
+    """Segments A at 0 and B at ``b_at`` on the first axis (every other coordinate 0)."""
+
+    def c(x: float) -> list[float]:
+        return [x] + [0.0] * (D - 1)
+
+    return SegmentModel(version, 0, [0.0] * D, [1.0] * D,
+                        [Segment(1, "A", c(0.0), [MicroSegment(1, c(0.0))]),
+                         Segment(2, "B", c(b_at), [MicroSegment(2, c(b_at))])], 3, 3)  # fmt: skip
+
+
+def test_a_move_only_the_newer_centroids_call_for_does_not_happen() -> None:
+    seg = Segmenter(Scorer(margin=0.1, min_dwell_days=0), holdout_share=0.0)
+    seg.set_model(_two(1, 4.0))
+    z = np.zeros((1, D))
+    z[0, 0] = 1.5  # nearer A (1.5) than B (2.5)
+    [placed] = seg.scorer.decide_many(seg.model, z, [None], [0])
+    assert placed is not None and placed.segment_id == 1
+    # v2 moves B to 2.0: the same customer is now nearer B (0.5 against 1.5) by the margin ...
+    seg.set_model(_two(2, 2.0))
+    assert seg.scorer.decide_many(seg.model, z, [placed], [DAY_MS])[0] is not None
+    # ... but under v1 they were not: their behaviour did not change, so they stay
+    cm_old = seg.scorer.compile(seg.previous)  # type: ignore[arg-type]
+    from stream.core.scoring import distances
+
+    confirm = (cm_old, distances(cm_old.centroids, z))
+    seg.scorer.compile(seg.model)  # type: ignore[arg-type]
+    assert seg.scorer.decide_many(seg.model, z, [placed], [DAY_MS], confirm=confirm) == [None]
+    # a customer who really moved (nearer B under both models) goes
+    z2 = z.copy()
+    z2[0, 0] = 3.5
+    confirm2 = (cm_old, distances(cm_old.centroids, z2))
+    [moved] = seg.scorer.decide_many(seg.model, z2, [placed], [DAY_MS], confirm=confirm2)
+    assert moved is not None and (moved.segment_id, moved.reason) == (2, "behaviour")
+
+
+def test_the_segmenter_confirms_behavioural_moves_with_the_previous_model() -> None:
+    """Through `Segmenter.score` (identity scaling): a customer whose vector did not change is
+    moved by nothing but a newer model only when no previous model is there to confirm."""
+    from stream.core.model import transform
+
+    s = CustomerState(last_ts=0, first_ts=0, t0=0)
+    z0 = np.asarray(transform(vector(s, DAY_MS)))
+    e0 = np.eye(D)[NAMES.index("purchases_30d")]
+
+    def model(version: int, b: float) -> SegmentModel:
+        a_c, b_c = (z0 - 1.5 * e0).tolist(), (z0 + b * e0).tolist()
+        return SegmentModel(version, 0, [0.0] * D, [1.0] * D,
+                            [Segment(1, "A", a_c, [MicroSegment(1, a_c)]),
+                             Segment(2, "B", b_c, [MicroSegment(2, b_c)])], 3, 3)  # fmt: skip
+
+    seg = Segmenter(Scorer(margin=0.1, min_dwell_days=0), holdout_share=0.0)
+    seg.set_model(model(1, 2.5))
+    [first] = seg.score([("c", s, 0)])
+    assert first.current is not None and first.current.segment_id == 1  # 1.5 against 2.5
+    seg.set_model(model(2, 0.5))  # B now 0.5 away: nearer, by far more than the margin
+    assert seg.score([("c", s, DAY_MS)]) == [] and s.segment_id == 1
+    # the same state and model without a previous one to ask: the model alone moves them
+    alone = Segmenter(Scorer(margin=0.1, min_dwell_days=0), holdout_share=0.0)
+    alone.set_model(model(2, 0.5))
+    [moved] = alone.score([("c", s, DAY_MS)])
+    assert moved.current is not None and moved.current.segment_id == 2
+
+
+def test_customers_first_placed_by_a_model_are_placed_as_they_are_at_its_time() -> None:
+    seg = Segmenter(holdout_share=0.0)
+    seg.set_model(_two(1, 4.0))
+    quiet = CustomerState(last_ts=5, first_ts=0, t0=0)
+    assigned = CustomerState(last_ts=5, first_ts=0, t0=0, segment_id=1, micro_id=1)
+    rows = seg.reassess([("q", quiet), ("a", assigned)], t=10 * DAY_MS)
+    assert rows == [("q", quiet, 10 * DAY_MS)]  # at the model's time, not their last event
