@@ -1,10 +1,12 @@
 """Adapting the set of segments: an emerging dense region is born, an emptied segment retires.
 
 The trainer derives ``k`` segments from its recent samples. After model-fit drift
-(`stream.core.drift.ModelFit`) it may add one: `grow` seeds a ``k + 1``-th centroid at the
+(`stream.core.drift.ModelFit`) it may add one: `grow` starts a ``k + 1``-th centroid at the
 River micro-cluster farthest from every current centroid (weight × squared distance, beyond
-``min_distance``), refines all ``k + 1`` on the samples from there, and keeps the result only if the new segment
-holds at least ``birth_share`` of the weight and the weighted inertia falls by ``gain``. `retire`
+``min_distance``) and at ``tries`` seeded draws where the samples are worst served (D²
+sampling), refines all ``k + 1`` on the samples from each start, keeps the lowest inertia, and
+accepts it only if the new segment holds at least ``birth_share`` of the weight and the weighted
+inertia falls by ``gain``. `retire`
 drops segments holding less than ``retire_share`` of the weight (never below ``min_k``). Both
 are deterministic; the stable-identity matching (`stream.core.identity`) then labels the result
 born / retired / split / merged against the previous version.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 from stream.config import Settings
 from stream.demo.feed import live_segments, scrape
@@ -95,8 +96,24 @@ class Monitor:
             self._quiet_since = None
             return False
         feed = self.state.feed
+        if not _agree(snap.segment_sizes, feed.sources()):
+            self._quiet_since = None  # changes the worker counted are still on their way here
+            return False
         seen = (feed.change_count, feed.event_kinds.total(), snap.model_version)
         now = time.monotonic()
         if seen != self._last_seen or self._quiet_since is None:
             self._last_seen, self._quiet_since = seen, now
         return now - self._quiet_since >= quiet_s
+
+
+def _agree(gauge: dict[str, float], sources: dict[str, Counter[str]]) -> bool:
+    """Whether the worker's segment sizes (``microseg_segment_customers``) are the members the
+    changes read so far put in each segment.
+
+    >>> _agree({"1": 2.0, "2": 0.0}, {"1": Counter(cj=1, sim=1)}), _agree({"1": 3.0}, {})
+    (True, False)
+    """
+    read = {sid: sum(c.values()) for sid, c in sources.items()}
+    return all(read.get(sid, 0) == n for sid, n in gauge.items()) and all(
+        gauge.get(sid, 0.0) == n for sid, n in read.items()
+    )

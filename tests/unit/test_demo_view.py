@@ -265,6 +265,14 @@ def test_monitor_settles_once_everything_sent_is_consumed_and_nothing_lags() -> 
     caught_up = "\n".join(x for x in METRICS.splitlines() if "lag" not in x)
     s.observe(parse_metrics(caught_up), at=2.0)
     assert s.snapshot is not None and s.snapshot.lag == 0
+    # the worker counts 30 + 10 customers in segments 1 and 2: not settled until the changes
+    # that put them there have been read too
+    assert not monitor.settled(quiet_s=0.0)
+    for i in range(40):
+        s.feed.add_change(
+            json.dumps({"customer_id": f"sim-{i}", "current": {"segment_id": 1 + (i >= 30)}})
+            .encode()
+        )  # fmt: skip
     assert monitor.settled(quiet_s=0.0)
     assert not monitor.settled(quiet_s=3600.0)  # quiet for an hour: not yet
     s.lines_sent = 95  # one more line sent than consumed
