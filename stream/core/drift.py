@@ -145,8 +145,10 @@ class SegmentShare:
         self._spread: dict[int, _Adwin] = {}
 
     def reset(self, segment_ids: list[int]) -> None:
-        """Start over for a model with these segments."""
-        self._share = {s: _Adwin(self.delta) for s in segment_ids}
+        """Follow a model with these segments. A segment that keeps its id keeps its share's
+        history (a share that creeps up over several versions adds up); every spread starts
+        over (centroids and scaling are new)."""
+        self._share = {s: self._share.get(s) or _Adwin(self.delta) for s in segment_ids}
         self._spread = {s: _Adwin(self.delta) for s in segment_ids}
 
     def update(self, segment_id: int, distance: float, t: int) -> list[Detection]:

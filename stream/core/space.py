@@ -6,7 +6,9 @@ names, same order), so centroids, explanations and segment names still speak in 
 features. Per kind of feature:
 
 * **counts and amounts** (orders, spend, sessions, carts, searches, e-mails, events): log1p of the
-  value divided by the share of its horizon the customer has been observed, ``1 − e^(−tenure/τ)``.
+  value divided by the share of its horizon the customer has been observed, ``1 − e^(−tenure/τ)``,
+  and weighted by how likely the customer still keeps their pace (`ALIVE_GRACE`; as in the
+  "probability alive" of buy-till-you-die models: a silence long for *this* customer's pace).
   A decayed sum keeps growing for a customer's first months; corrected, the same behaviour seen
   for 10 days or for 60 lands in the same place, so features maturing does not move customers;
 * **rates and shares** (discount share, refund rate, e-mail open and click rates, views per
@@ -26,7 +28,9 @@ features. Per kind of feature:
 Measured (issue 4, planted personas, the optimal k-means partition held fixed): against the plain
 log transform, ARI 0.89 → 0.93 and 0.87 → 0.91 on two simulated streams, and segment changes of
 customers whose behaviour did not change fell by half (0.17 → 0.09 per customer per 30 days at the
-default damping). Changing this transform changes what a model's scaler statistics and centroids
+default damping). End to end (trainer included), the pace weighting moved migrations that are
+detected from 0.72 / 0.68 to 0.82 / 0.78 and their median delay from 11.9 to 10 days, for
+0.15 → 0.18 spurious changes per stable customer per 30 days. Changing this transform changes what a model's scaler statistics and centroids
 mean: `stream.core.model.ENCODING_VERSION` goes up with it.
 
 >>> import numpy as np
@@ -87,6 +91,13 @@ _SHRINK = {
         "late_night_share_30d",
     )},
 }  # fmt: skip
+ALIVE_GRACE = 20.0
+ALIVE_SCALE = 10.0
+"""Counts are weighted by how likely the customer still keeps their pace:
+``exp(−max(0, overdue_events − ALIVE_GRACE) / ALIVE_SCALE)``. Events come in clumps (a session,
+an e-mail sent and delivered), so a steady customer's silence seldom misses 20 of them; a busy
+customer who stops misses that many within days, and looks lapsed then, not when their 30-day
+sums have decayed a month later."""
 STD_FLOOR = 0.05
 """Smallest standard deviation a dimension is scaled by (in its own units: log counts, shares,
 log days). A dimension on which nearly everyone agrees — tenure while every customer is
@@ -104,10 +115,12 @@ def transform_many(x: Array) -> Array:
     tenure = np.maximum(x[:, _I["tenure_days"]], 0.5)
     seen30 = -np.expm1(-tenure / 30.0)
     seen7 = -np.expm1(-tenure / 7.0)
+    overdue = np.maximum(x[:, _I["overdue_events"]], 0.0)
+    alive = np.exp(-np.maximum(overdue - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
     for j in _COUNTS_30:
-        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) / seen30)
+        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) * alive / seen30)
     for j in _COUNTS_7:
-        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) / seen7)
+        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) * alive / seen7)
     for name, (evidence, a) in _SHRINK.items():
         n = np.maximum(x[:, _I[evidence]], 0.0)
         out[:, _I[name]] = (x[:, _I[name]] * n + a * PRIORS[name]) / (n + a)

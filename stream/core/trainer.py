@@ -158,6 +158,8 @@ class Trainer:
         """Drift detections not yet taken (`take_detections`)."""
         self._publish_at: int | None = None
         self._adapting = False
+        self._may_grow = False
+        """A segment's share rose (segment drift): the next publish may try a birth."""
         self._samples: deque[Array] = deque(maxlen=max(reservoir, RECENT_SAMPLES))
         """The newest samples, training and monitoring ones (transformed, unscaled): the
         current population, which each publish scales by its own statistics and fits."""
@@ -253,6 +255,8 @@ class Trainer:
         if fits and not self._adapting:  # learn the new situation faster, then publish
             self._adapting = True
             self.clusterer.time_window = min(self.time_window, self.adapt_samples)
+        if any(d.subject.endswith(":share") and d.after > d.before for d in found):
+            self._may_grow = True  # a segment swelling: maybe a new kind of customer inside it
         if found and self._publish_at is None:
             self._publish_at = self.n + self.adapt_samples
         self.detections += found
@@ -299,7 +303,7 @@ class Trainer:
                 init=self._rescaled(prev.centroids(), prev, mean, std),
             )
             grown = None
-            if adapting and k < (self.max_segments or self.n_segments):
+            if (adapting or self._may_grow) and k < (self.max_segments or self.n_segments):
                 grown = grow(points, weights, warm_c, self.seed, self.birth_share,
                              self.birth_gain, self.match_distance,
                              seeds=(summary, summary_w) if len(summary) else None)  # fmt: skip
@@ -412,6 +416,7 @@ class Trainer:
 
     def _end_adaptation(self) -> None:
         self._adapting = False
+        self._may_grow = False
         self._publish_at = None
         self.clusterer.time_window = self.time_window
 

@@ -173,9 +173,10 @@ def test_a_new_dense_region_is_detected_and_born_as_a_segment() -> None:
     fit = [d for d in found if d.level == "model_fit"]
     assert fit and fit[0].t - 1200 <= 300
     assert len(models) >= 2 and models[1].trained_at <= fit[0].t + tr.adapt_samples
-    newest = models[-1]
-    assert len(newest.segments) == 3
-    kinds = [e.kind for e in lifecycle_events(newest, tr.history[-1]["matching"])]
+    assert len(models[-1].segments) == 3
+    grown = next(m for m in models if len(m.segments) == 3)  # the version that added it
+    matching = next(h["matching"] for h in tr.history if h["version"] == grown.version)
+    kinds = [e.kind for e in lifecycle_events(grown, matching)]
     assert "segment_born" in kinds and "segment_retired" not in kinds
 
 

@@ -82,3 +82,16 @@ def test_overdue_events_grows_with_silence_at_the_customers_own_pace() -> None:
     # the same customer, quiet for longer: more events missed, never fewer
     quiet = [transform(_steady(40, quiet_days=q))[COL["overdue_events"]] for q in (3, 10, 30, 60)]
     assert quiet == sorted(quiet) and quiet[0] < quiet[-1] - 2.0  # although the sums decay
+
+
+def test_counts_fade_once_a_silence_is_long_for_the_customers_own_pace() -> None:
+    def sessions(per_day: int, quiet_days: float) -> float:
+        return transform(_steady(40, per_day=per_day, quiet_days=quiet_days))[COL["purchases_30d"]]
+
+    # active: a day's quiet changes nothing beyond the sums' own decay
+    assert sessions(4, 1.0) == pytest.approx(sessions(4, 0.0), abs=0.05)
+    # two weeks of silence are long for four orders a day (40 missed), not for one (10 missed):
+    # the calm customer's coordinate falls only by the sums' decay
+    busy_drop = sessions(4, 0.0) - sessions(4, 14.0)
+    calm_drop = sessions(1, 0.0) - sessions(1, 14.0)
+    assert busy_drop > 2.0 > 0.7 > calm_drop
