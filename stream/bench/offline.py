@@ -186,7 +186,8 @@ def seed_model(settings: Settings, customers: int = 2000) -> SegmentModel:
 
 
 def segmentation_figures(repeat: int, customers: int = 2000, batch: int = 500) -> dict[str, Any]:
-    """Trainer cost per sample and per publish, scoring cost per customer update, snapshot size.
+    """Trainer cost per training and per monitoring sample and per publish, scoring cost per
+    customer update, snapshot size.
 
     Customers come from the persona simulator (30 days), so vectors are realistic; the trainer
     learns each customer's vector at the end, the scorer scores them in batches. Medians.
@@ -197,7 +198,7 @@ def segmentation_figures(repeat: int, customers: int = 2000, batch: int = 500) -
 
     states, at = persona_states(customers)
     vectors = [vector(s, at) for _, s in states]
-    learn, publish, score = [], [], []
+    learn, publish, score, watch = [], [], [], []
     trainer = Trainer()
     for _ in range(repeat):
         trainer = Trainer(publish_every=10**9, warmup=10**9)
@@ -208,6 +209,10 @@ def segmentation_figures(repeat: int, customers: int = 2000, batch: int = 500) -
         started = time.perf_counter()
         trainer.publish(at)
         publish.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for x in vectors:  # monitoring samples: drift detectors and the window, not River
+            trainer.watch_one(x, at)
+        watch.append((time.perf_counter() - started) / len(vectors))
     model = trainer.model
     assert model is not None
     for _ in range(repeat):
@@ -222,6 +227,7 @@ def segmentation_figures(repeat: int, customers: int = 2000, batch: int = 500) -
     return {
         "customers": len(states),
         "trainer_us_per_sample": round(statistics.median(learn) * 1e6, 1),
+        "monitor_us_per_sample": round(statistics.median(watch) * 1e6, 1),
         "publish_ms": round(statistics.median(publish) * 1e3, 2),
         "scoring_us_per_update": round(statistics.median(score) * 1e6, 2),
         "scoring_batch": batch,
@@ -254,6 +260,11 @@ def render(r: dict[str, Any]) -> str:
             "",
         ),
         ("trainer cost per sample", f"{r['segmentation']['trainer_us_per_sample']:>12,.0f} µs", ""),
+        (
+            "monitoring cost per sample",
+            f"{r['segmentation']['monitor_us_per_sample']:>12,.0f} µs",
+            "drift detectors + window",
+        ),
         ("trainer publish (derive + name)", f"{r['segmentation']['publish_ms']:>12,.1f} ms", ""),
         (
             "scoring cost per customer update",

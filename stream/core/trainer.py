@@ -387,6 +387,10 @@ class Trainer:
         self.model = model
         self.history.append({"version": model.version, "matching": matching})
         self.segment_drift.reset([seg.id for seg in model.segments])
+        # Distances under a new version's scaling are not comparable with the last one's: the
+        # mean-distance detector starts over (the outlier share, against a fixed reference, and
+        # segment shares go on).
+        self.model_fit.reset()
         live = self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
         if adapting or not live or not np.isfinite(self._far):
             # The outlier reference: the model's own 95th percentile, fixed once the detectors
