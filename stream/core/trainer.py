@@ -101,7 +101,8 @@ class Trainer:
         than ``retire_share`` is retired (`stream.core.adapt.retire`).
     birth_gain
         A birth must lower the weighted inertia by this share (tried at the first publish after
-        model-fit drift, while there are fewer than ``max_segments``).
+        model-fit drift or a segment's rising share, while there are fewer than
+        ``max_segments``).
     reservoir
         The newest samples kept, training and monitoring ones; segments are fitted on them
         (see the module docstring).
@@ -292,9 +293,9 @@ class Trainer:
         k = len(prev.segments) if prev is not None else self.n_segments
         centroids, labels = self._fit(points, weights, summary, summary_w, k)
         if prev is not None:
-            # Keep the previous structure unless a segment is born (after model-fit drift) or a
-            # fresh solution is clearly better: refine the previous centroids (moved into the
-            # current scaling), try a birth from there, and compare inertias.
+            # Keep the previous structure unless a segment is born (after model-fit drift or a
+            # segment's rising share) or a fresh solution is clearly better: refine the previous
+            # centroids (moved into the current scaling), try a birth from there, and compare.
             warm_c, warm_l = weighted_kmeans(
                 points,
                 weights,
