@@ -7,6 +7,11 @@ Hazards of faust-streaming 0.15 designed around (see README, "Delivery"):
   batch record by record, and dead-letters (``processing_error``) any record that still fails.
 * Faust picks the table partition (changelog and RocksDB) from the *current event*. A batch spans
   partitions, so each table read and write runs with the customer's own last event as current.
+
+Table writes and output records go through `stream.adapters.outbox` (``svc.outbox``): queued
+while a batch is processed, produced in bulk and written to the store at its end, before its
+events are acknowledged. The outbox is only used under ``svc.lock`` and is empty when the lock is
+free; a batch that fails discards what it had queued before it is retried record by record.
 """
 
 from __future__ import annotations
@@ -97,12 +102,14 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
     try:
         await _apply(svc, events, [to_record(svc, e) for e in events])
     except Exception:
+        svc.outbox.discard()
         svc.metrics.agent_errors.labels("ingest").inc()
         log.exception("batch of %d records failed; retrying one by one", len(events))
         for event in events:
             try:
                 await _apply(svc, [event], [to_record(svc, event)])
             except Exception as exc:
+                svc.outbox.discard()
                 log.exception(
                     "record %s[%d]@%d failed",
                     event.message.topic,
@@ -125,22 +132,23 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
         return load_under(customer_id, by_key[customer_id.encode()])
 
     result: BatchResult = svc.ingest.process(records, load)
+    outbox = svc.outbox
     for dl in result.dead_letters:
-        await _send_dead_letter(svc, dl)
+        _queue_dead_letter(svc, dl)
     writes = {cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()}
-    writes.update(await segments.score_batch(svc, events, result.changed, load_under))
+    writes.update(segments.score_batch(svc, events, result.changed, load_under))
     for customer_id, (event, state) in writes.items():  # one table write per customer per batch
-        with as_current(event):
-            table[customer_id.encode()] = state.encode()
+        outbox.put(table, event, customer_id.encode(), state.encode())
+    await outbox.flush()
     svc.metrics.observe(result)
     now = time.time()
     for state in result.changed.values():
         svc.metrics.event_time_lag.observe(max(now - state.last_ts / 1000, 0.0))
 
 
-async def _send_dead_letter(svc: Service, dl: DeadLetter) -> None:
+def _queue_dead_letter(svc: Service, dl: DeadLetter) -> None:
     key = None if dl.key_b64 is None else base64.b64decode(dl.key_b64)
-    await svc.dead_letter_topic.send(key=key, value=dl.to_bytes(), partition=dl.source.partition)
+    svc.outbox.send(svc.settings.topic_dead_letter, key, dl.to_bytes(), dl.source.partition)
 
 
 async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None:
@@ -154,9 +162,11 @@ async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None
         max_bytes=svc.settings.max_message_bytes,
     )
     try:
-        await _send_dead_letter(svc, dl)
+        _queue_dead_letter(svc, dl)
+        await svc.outbox.flush()
         stream = rec.stream.value if rec.stream else "unknown"
         svc.metrics.dead_letters.labels(stream, Reason.PROCESSING_ERROR.value).inc()
         svc.metrics.events.labels(stream, "invalid", "dead_lettered").inc()
     except Exception:
+        svc.outbox.discard()
         log.exception("could not dead-letter a failed record")
