@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.streams import _current_event
 
-from stream.adapters import segments
+from stream.adapters import segments, tablestore
 from stream.core.deadletter import DeadLetter, Origin
 from stream.core.ingest import BatchResult, RawRecord
 from stream.core.reasons import Reason
@@ -49,21 +49,39 @@ def as_current(event: Any) -> Iterator[None]:
 
 
 def load_state(svc: Service, customer_id: str, event: Any) -> CustomerState | None:
-    """A stored state, read with ``event`` (of the customer's partition) current; None if there
-    is none or it is unreadable (counted and logged: the customer starts afresh)."""
-    with as_current(event):
-        raw = svc.customers.get(customer_id.encode())
+    """A stored state, read from the partition of ``event`` (the customer's, as Faust routes it
+    with ``event`` current); None if there is none or it is unreadable (counted and logged: the
+    customer starts afresh)."""
+    partition = event.message.partition
+    return decode_state(
+        svc, tablestore.get(svc.customers, partition, customer_id.encode()), partition
+    )
+
+
+def decode_state(svc: Service, raw: bytes | None, partition: int) -> CustomerState | None:
+    """A stored state's bytes decoded; None if there are none or they are unreadable (counted
+    and logged)."""
     if raw is None:
         return None
     try:
         return CustomerState.decode(raw)
     except StateDecodeError:
         svc.metrics.agent_errors.labels("state_decode").inc()
-        log.error(
-            "unreadable customer state in partition %d; starting it afresh",
-            event.message.partition,
-        )
+        log.error("unreadable customer state in partition %d; starting it afresh", partition)
         return None
+
+
+def read_batch(svc: Service, by_key: dict[Any, Any]) -> dict[bytes, bytes | None]:
+    """The stored states of a batch's customers (key → its last event), one multi-get per
+    partition (`stream.adapters.tablestore`)."""
+    keys: dict[int, list[bytes]] = {}
+    for key, event in by_key.items():
+        if key is not None:
+            keys.setdefault(event.message.partition, []).append(key)
+    stored: dict[bytes, bytes | None] = {}
+    for partition, ks in keys.items():
+        stored.update(zip(ks, tablestore.get_many(svc.customers, partition, ks), strict=True))
+    return stored
 
 
 def to_record(svc: Service, event: Any) -> RawRecord:
@@ -124,8 +142,12 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
 async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) -> None:
     table = svc.customers
     by_key = {e.message.key: e for e in events}
+    stored = read_batch(svc, by_key)  # the store is written only at the batch's end (flush)
 
     def load_under(customer_id: str, event: Any) -> CustomerState | None:
+        key = customer_id.encode()
+        if key in stored:
+            return decode_state(svc, stored[key], event.message.partition)
         return load_state(svc, customer_id, event)
 
     def load(customer_id: str) -> CustomerState | None:
@@ -138,7 +160,7 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     writes = {cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()}
     writes.update(segments.score_batch(svc, events, result.changed, load_under))
     for customer_id, (event, state) in writes.items():  # one table write per customer per batch
-        outbox.put(table, event, customer_id.encode(), state.encode())
+        outbox.put(table, event.message.partition, customer_id.encode(), state.encode())
     await outbox.flush()
     svc.metrics.observe(result)
     now = time.time()

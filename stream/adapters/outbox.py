@@ -6,16 +6,17 @@ with a callback per record) was the largest cost of the worker (BENCHMARKS.md, "
 worker's time goes"). An `Outbox` collects what one batch writes — customer table rows, segment
 changes, feature samples, dead letters — and at `Outbox.flush` hands it to the aiokafka producer
 Faust already runs (``app.producer``) as one record batch per topic partition
-(``create_batch`` / ``send_batch``), then writes the rows to the table's local store.
+(``create_batch`` / ``send_batch``), then writes the rows to the table's local store
+(`stream.adapters.tablestore`: one write batch per partition).
 
 What lands on the broker is what Faust would have written:
 
 * a table row: key and value as raw bytes (the table's serializers are ``raw``: its key and value
   types are ``bytes``; a deletion is a ``None`` value, Faust's tombstone), on the table's
-  changelog topic, in the partition of the event it is written under (Faust's
+  changelog topic, in the partition given: that of the customer's input event (Faust's
   ``Table.partition_for_key`` with that event current), no headers, timestamp = now. The row goes
-  to the local store (RocksDB or memory) with that event current, as ``Table.__setitem__`` does,
-  and when the changelog batch is acknowledged the store's persisted changelog offset moves to
+  to that partition of the local store (RocksDB or memory), as ``Table.__setitem__`` does, and
+  when the changelog batch is acknowledged the store's persisted changelog offset moves to
   its last record (Faust's ``Table._on_changelog_sent``), so recovery after a restart starts
   where Faust's would;
 * a topic record: raw bytes, in the given partition, or else where the producer's own
@@ -27,8 +28,9 @@ record's partition and order per key are unchanged (one path per topic; flushes 
 At-least-once: `flush` runs at the end of each batch, before the batch's events are acknowledged;
 every batch future is handed to `stream.adapters.commit.Deliveries`, whose strict pre-commit
 flush waits for all of them and refuses to commit after a failed one. Rows go to the local store
-only after their records were handed to the producer, and `discard` drops what a failed batch had
-queued, so the store never holds a row its changelog lacks.
+only once their changelog records are in the producer's hands (Faust's ``Table.__setitem__``
+writes the store as it queues the record), and `discard` drops what a failed batch had queued,
+so a batch that fails is retried from the states it started from.
 
 Relies on the pinned aiokafka 0.14.0 (``AIOKafkaProducer._partition``, ``client``) and
 faust-streaming 0.15.3 (``Producer._ensure_producer``, a store's ``set_persisted_offset``).
@@ -37,20 +39,20 @@ faust-streaming 0.15.3 (``Producer._ensure_producer``, a store's ``set_persisted
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from faust.streams import _current_event
 from faust.types import TP
+
+from stream.adapters import tablestore
 
 if TYPE_CHECKING:
     import faust
 
     from stream.adapters.commit import Deliveries
 
-_Row = tuple[Any, Any, bytes, bytes | None]
-"""(table, event written under, key, value or None for a deletion)."""
+_Row = tuple[Any, int, bytes, bytes | None]
+"""(table, partition, key, value or None for a deletion)."""
 
 
 class Outbox:
@@ -63,13 +65,13 @@ class Outbox:
         self._records: list[tuple[str, int | None, bytes | None, bytes | None]] = []
         self._lock = asyncio.Lock()
 
-    def put(self, table: Any, event: Any, key: bytes, value: bytes) -> None:
-        """Queue ``table[key] = value`` as Faust would write it with ``event`` current."""
-        self._rows.append((table, event, key, value))
+    def put(self, table: Any, partition: int, key: bytes, value: bytes) -> None:
+        """Queue ``table[key] = value`` in ``partition`` (that of the key's input event)."""
+        self._rows.append((table, partition, key, value))
 
-    def delete(self, table: Any, event: Any, key: bytes) -> None:
-        """Queue ``del table[key]`` (a changelog tombstone) with ``event`` current."""
-        self._rows.append((table, event, key, None))
+    def delete(self, table: Any, partition: int, key: bytes) -> None:
+        """Queue ``del table[key]`` (a changelog tombstone) in ``partition``."""
+        self._rows.append((table, partition, key, None))
 
     def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -101,18 +103,18 @@ class Outbox:
             producer = faust_producer._ensure_producer()  # the aiokafka producer
             groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
             changelogs: dict[str, Any] = {}
-            for table, event, key, value in rows:
+            for table, partition, key, value in rows:
                 topic = table.changelog_topic.get_topic_name()
                 changelogs[topic] = table
-                groups.setdefault((topic, event.message.partition), []).append((key, value))
+                groups.setdefault((topic, partition), []).append((key, value))
             known: set[str] = set()
-            for topic, partition, rkey, rvalue in records:
-                if partition is None:
+            for topic, given, rkey, rvalue in records:
+                if given is None:
                     if topic not in known:
                         await producer.client._wait_on_metadata(topic)
                         known.add(topic)
-                    partition = producer._partition(topic, None, None, None, rkey, rvalue)
-                groups.setdefault((topic, partition), []).append((rkey, rvalue))
+                    given = producer._partition(topic, None, None, None, rkey, rvalue)
+                groups.setdefault((topic, given), []).append((rkey, rvalue))
             for (topic, partition), items in groups.items():
                 table = changelogs.get(topic)
                 for batch in _batches(producer, items):
@@ -151,22 +153,13 @@ def _persist_offset(table: Any, tp: TP, count: int) -> Any:
 
 
 def _write_rows(rows: list[_Row]) -> None:
-    """Write rows to their tables' local stores, each with its event current (its partition),
-    as ``Table.__setitem__`` / ``__delitem__`` do after sending their changelog record."""
-    current: Any = None
-    token: Any = None
-    try:
-        for table, event, key, value in rows:
-            if event is not current:
-                if token is not None:
-                    _current_event.reset(token)
-                token = _current_event.set(weakref.ref(event))
-                current = event
-            if value is None:
-                if key in table.data:
-                    del table.data[key]
-            else:
-                table.data[key] = value
-    finally:
-        if token is not None:
-            _current_event.reset(token)
+    """Write rows to their tables' local stores: one write per table and partition, in order
+    (a key is always in one partition, so its rows keep their order)."""
+    groups: dict[tuple[int, int], tuple[Any, list[tuple[bytes, bytes | None]]]] = {}
+    for table, partition, key, value in rows:
+        group = groups.get((id(table), partition))
+        if group is None:
+            group = groups[(id(table), partition)] = (table, [])
+        group[1].append((key, value))
+    for (_, partition), (table, items) in groups.items():
+        tablestore.write(table, partition, items)

@@ -186,7 +186,9 @@ async def catch_up(svc: Service) -> None:
                     emitted_at=int(time.time() * 1000),
                 )
                 for cid, state in step.states.items():
-                    svc.outbox.put(svc.customers, event, cid.encode(), state.encode())
+                    svc.outbox.put(
+                        svc.customers, event.message.partition, cid.encode(), state.encode()
+                    )
                 _queue_step(svc, step)
                 await svc.outbox.flush()
             except Exception:
@@ -214,7 +216,7 @@ async def _erase(svc: Service, event: Any) -> None:
             raw = svc.customers.get(key)
         if raw is None:
             return  # already erased, or never seen: nothing to do (idempotent)
-        svc.outbox.delete(svc.customers, event, key)
+        svc.outbox.delete(svc.customers, event.message.partition, key)
         cid = key.decode()
         try:
             state: CustomerState | None = CustomerState.decode(raw)
