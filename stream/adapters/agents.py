@@ -7,6 +7,11 @@ Hazards of faust-streaming 0.15 designed around (see README, "Delivery"):
   batch record by record, and dead-letters (``processing_error``) any record that still fails.
 * Faust picks the table partition (changelog and RocksDB) from the *current event*. A batch spans
   partitions, so each table read and write runs with the customer's own last event as current.
+
+Table writes and output records go through `stream.adapters.outbox` (``svc.outbox``): queued
+while a batch is processed, produced in bulk and written to the store at its end, before its
+events are acknowledged. The outbox is only used under ``svc.lock`` and is empty when the lock is
+free; a batch that fails discards what it had queued before it is retried record by record.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from faust.streams import _current_event
 
-from stream.adapters import segments
+from stream.adapters import segments, tablestore
 from stream.core.deadletter import DeadLetter, Origin
 from stream.core.ingest import BatchResult, RawRecord
 from stream.core.reasons import Reason
@@ -44,21 +49,39 @@ def as_current(event: Any) -> Iterator[None]:
 
 
 def load_state(svc: Service, customer_id: str, event: Any) -> CustomerState | None:
-    """A stored state, read with ``event`` (of the customer's partition) current; None if there
-    is none or it is unreadable (counted and logged: the customer starts afresh)."""
-    with as_current(event):
-        raw = svc.customers.get(customer_id.encode())
+    """A stored state, read from the partition of ``event`` (the customer's, as Faust routes it
+    with ``event`` current); None if there is none or it is unreadable (counted and logged: the
+    customer starts afresh)."""
+    partition = event.message.partition
+    return decode_state(
+        svc, tablestore.get(svc.customers, partition, customer_id.encode()), partition
+    )
+
+
+def decode_state(svc: Service, raw: bytes | None, partition: int) -> CustomerState | None:
+    """A stored state's bytes decoded; None if there are none or they are unreadable (counted
+    and logged)."""
     if raw is None:
         return None
     try:
         return CustomerState.decode(raw)
     except StateDecodeError:
         svc.metrics.agent_errors.labels("state_decode").inc()
-        log.error(
-            "unreadable customer state in partition %d; starting it afresh",
-            event.message.partition,
-        )
+        log.error("unreadable customer state in partition %d; starting it afresh", partition)
         return None
+
+
+def read_batch(svc: Service, by_key: dict[Any, Any]) -> dict[bytes, bytes | None]:
+    """The stored states of a batch's customers (key → its last event), one multi-get per
+    partition (`stream.adapters.tablestore`)."""
+    keys: dict[int, list[bytes]] = {}
+    for key, event in by_key.items():
+        if key is not None:
+            keys.setdefault(event.message.partition, []).append(key)
+    stored: dict[bytes, bytes | None] = {}
+    for partition, ks in keys.items():
+        stored.update(zip(ks, tablestore.get_many(svc.customers, partition, ks), strict=True))
+    return stored
 
 
 def to_record(svc: Service, event: Any) -> RawRecord:
@@ -97,12 +120,14 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
     try:
         await _apply(svc, events, [to_record(svc, e) for e in events])
     except Exception:
+        svc.outbox.discard()
         svc.metrics.agent_errors.labels("ingest").inc()
         log.exception("batch of %d records failed; retrying one by one", len(events))
         for event in events:
             try:
                 await _apply(svc, [event], [to_record(svc, event)])
             except Exception as exc:
+                svc.outbox.discard()
                 log.exception(
                     "record %s[%d]@%d failed",
                     event.message.topic,
@@ -117,30 +142,35 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
 async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) -> None:
     table = svc.customers
     by_key = {e.message.key: e for e in events}
+    stored = read_batch(svc, by_key)  # the store is written only at the batch's end (flush)
 
     def load_under(customer_id: str, event: Any) -> CustomerState | None:
+        key = customer_id.encode()
+        if key in stored:
+            return decode_state(svc, stored[key], event.message.partition)
         return load_state(svc, customer_id, event)
 
     def load(customer_id: str) -> CustomerState | None:
         return load_under(customer_id, by_key[customer_id.encode()])
 
     result: BatchResult = svc.ingest.process(records, load)
+    outbox = svc.outbox
     for dl in result.dead_letters:
-        await _send_dead_letter(svc, dl)
+        _queue_dead_letter(svc, dl)
     writes = {cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()}
-    writes.update(await segments.score_batch(svc, events, result.changed, load_under))
+    writes.update(segments.score_batch(svc, events, result.changed, load_under))
     for customer_id, (event, state) in writes.items():  # one table write per customer per batch
-        with as_current(event):
-            table[customer_id.encode()] = state.encode()
+        outbox.put(table, event.message.partition, customer_id.encode(), state.encode())
+    await outbox.flush()
     svc.metrics.observe(result)
     now = time.time()
     for state in result.changed.values():
         svc.metrics.event_time_lag.observe(max(now - state.last_ts / 1000, 0.0))
 
 
-async def _send_dead_letter(svc: Service, dl: DeadLetter) -> None:
+def _queue_dead_letter(svc: Service, dl: DeadLetter) -> None:
     key = None if dl.key_b64 is None else base64.b64decode(dl.key_b64)
-    await svc.dead_letter_topic.send(key=key, value=dl.to_bytes(), partition=dl.source.partition)
+    svc.outbox.send(svc.settings.topic_dead_letter, key, dl.to_bytes(), dl.source.partition)
 
 
 async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None:
@@ -154,9 +184,11 @@ async def _dead_letter_failure(svc: Service, event: Any, exc: Exception) -> None
         max_bytes=svc.settings.max_message_bytes,
     )
     try:
-        await _send_dead_letter(svc, dl)
+        _queue_dead_letter(svc, dl)
+        await svc.outbox.flush()
         stream = rec.stream.value if rec.stream else "unknown"
         svc.metrics.dead_letters.labels(stream, Reason.PROCESSING_ERROR.value).inc()
         svc.metrics.events.labels(stream, "invalid", "dead_lettered").inc()
     except Exception:
+        svc.outbox.discard()
         log.exception("could not dead-letter a failed record")

@@ -23,6 +23,7 @@ from stream.core.validation import Limits
 
 if TYPE_CHECKING:
     from stream.adapters.census import ChangeFeed
+    from stream.adapters.outbox import Outbox
     from stream.adapters.segments import ModelFeed
 
 
@@ -48,8 +49,12 @@ class Service:
     erasure_topic: Any
     model_feed: ModelFeed
     change_feed: ChangeFeed
+    outbox: Outbox
+    """Where the ingest, model catch-up and erasure agents put table rows and output records
+    (produced in bulk at the end of each batch, `stream.adapters.outbox`)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while the customer table is read and written (ingest batches, model catch-up)."""
+    """Held while the customer table is read and written (ingest batches, model catch-up,
+    erasures); the outbox is empty whenever it is free."""
     last_event: dict[int, Any] = field(default_factory=dict)
     """Input partition → its newest event (the table's partition context for catch-up)."""
 
@@ -57,6 +62,12 @@ class Service:
     def segmenter(self) -> Any:
         """The scorer shared by the ingest agent, the trainer and the model feed."""
         return self.assigner.segmenter
+
+
+PRODUCER_LINGER_S = 0.005
+"""How long the producer waits to fill a batch (Faust's default: 0)."""
+PRODUCER_MAX_BATCH_BYTES = 1_048_576
+"""Largest producer batch per partition (Faust's default: 16 KiB)."""
 
 
 def faust_settings(settings: Settings, bootstrap: list[str], tansu: bool) -> dict[str, Any]:
@@ -82,6 +93,11 @@ def faust_settings(settings: Settings, bootstrap: list[str], tansu: bool) -> dic
         "producer_max_request_size": 4 * settings.max_message_bytes + 65_536,
         "consumer_max_fetch_size": 4 * settings.max_message_bytes + 65_536,
         "producer_acks": -1,
+        # Batch what the agents produce: Faust's defaults (linger 0, 16 KiB batches) send
+        # almost every record in its own produce request. 5 ms is Kafka's own producer
+        # default since 4.0; 1 MiB holds a full ingest batch's records for one partition.
+        "producer_linger": PRODUCER_LINGER_S,
+        "producer_max_batch_size": PRODUCER_MAX_BATCH_BYTES,
         "broker_credentials": _credentials(settings),
         "logging_config": None,
     }
@@ -129,7 +145,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         from stream.adapters import tansu_compat
 
         tansu_compat.apply(app)
-    commit.install(app)
+    deliveries = commit.install(app)
     inputs = settings.input_topics
     stream_of_topic = {inputs[s.value]: s for s in Stream}
     raw: dict[str, Any] = {
@@ -153,6 +169,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     feature_samples_topic = app.topic(settings.topic_feature_samples, **raw)
     from stream.adapters import agents, segments, web
     from stream.adapters.census import ChangeFeed
+    from stream.adapters.outbox import Outbox
 
     metrics = Metrics()
     assigner = make_assigner(settings)
@@ -181,6 +198,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         erasure_topic=app.topic(topics.erasure_topic(settings), **raw),
         model_feed=segments.ModelFeed(settings, assigner, metrics, bootstrap, tansu),
         change_feed=ChangeFeed(settings, metrics, bootstrap),
+        outbox=Outbox(app, deliveries),
     )
     agents.register(service)
     segments.register(service)

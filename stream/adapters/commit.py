@@ -9,7 +9,10 @@ Measured with a 0.3 s send delay: offset 8 committed with 3 of 8 changelog recor
 
 `install` makes the flush wait until the buffer is empty and nothing is in flight, and raise when
 a send failed since the last commit, so that offset is not committed (the events are processed
-again, and the per-customer offset marks skip what was already applied).
+again, and the per-customer offset marks skip what was already applied). Records produced past
+Faust's buffer (`stream.adapters.outbox`: straight to the aiokafka producer) are covered the same
+way: their futures are tracked by the `Deliveries` that `install` returns, and the flush waits
+for every one and raises after a failed one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,36 @@ from faust.exceptions import ProducerSendError
 from faust.sensors import Sensor
 
 
+class Deliveries:
+    """Delivery futures sent past Faust's producer buffer that the next commit must wait for."""
+
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Future[Any]] = set()
+        self.errors: list[BaseException] = []
+
+    def track(self, fut: asyncio.Future[Any]) -> None:
+        """Wait for ``fut`` before the next offset commit; a failure stops that commit."""
+        self._pending.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: asyncio.Future[Any]) -> None:
+        self._pending.discard(fut)
+        if fut.cancelled():
+            self.errors.append(asyncio.CancelledError("delivery cancelled"))
+        elif (exc := fut.exception()) is not None:
+            self.errors.append(exc)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries not yet acknowledged (or failed)."""
+        return len(self._pending)
+
+    async def settle(self) -> None:
+        """Return once every tracked delivery, including any tracked meanwhile, is done."""
+        while self._pending:
+            await asyncio.wait(list(self._pending))
+
+
 class _SendErrors(Sensor):
     def __init__(self) -> None:
         super().__init__()
@@ -32,8 +65,9 @@ class _SendErrors(Sensor):
         self.errors.append(exc)
 
 
-def install(app: faust.App) -> faust.App:
-    """Make ``app``'s pre-commit flush strict; call after ``faust.App(...)``."""
+def install(app: faust.App) -> Deliveries:
+    """Make ``app``'s pre-commit flush strict; call after ``faust.App(...)``. Returns the
+    `Deliveries` that the flush also waits for."""
     if app.conf.producer_threaded:
         raise RuntimeError("strict commit supports producer_threaded=False only")
     producer: Any = app.producer  # private internals of the pinned faust-streaming 0.15.3
@@ -58,14 +92,17 @@ def install(app: faust.App) -> faust.App:
     buf.flush = strict_buffer_flush
     errors = _SendErrors()
     app.sensors.add(errors)
+    deliveries = Deliveries()
     flush = producer.flush
 
     async def strict_flush() -> None:
         await flush()
-        if errors.errors:
-            exc = errors.errors[0]
+        await deliveries.settle()
+        failed = errors.errors + deliveries.errors
+        if failed:
             errors.errors.clear()
-            raise ProducerSendError(f"send failed before commit: {exc!r}") from exc
+            deliveries.errors.clear()
+            raise ProducerSendError(f"send failed before commit: {failed[0]!r}") from failed[0]
 
     producer.flush = strict_flush
-    return app
+    return deliveries

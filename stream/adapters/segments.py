@@ -66,13 +66,14 @@ def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, Custom
             svc.metrics.agent_errors.labels("state_decode").inc()
 
 
-async def score_batch(
+def score_batch(
     svc: Service,
     events: Sequence[Any],
     changed: dict[str, CustomerState],
     load: Any,
 ) -> dict[str, tuple[Any, CustomerState]]:
-    """Run the `Assigner` for each partition the batch touched; send changes and samples.
+    """Run the `Assigner` for each partition the batch touched; queue changes and samples in
+    ``svc.outbox``.
 
     ``load(customer_id, event)`` reads a stored state with ``event`` current. Returns every state
     to write back, with the event to write it under (its partition).
@@ -103,23 +104,22 @@ async def score_batch(
         step: Step = assigner.step(partition, ups, watermark, load_here, emitted_at=now_ms)
         for cid, state in step.states.items():
             writes[cid] = (event, state)
-        await _send_step(svc, step)
+        _queue_step(svc, step)
     return writes
 
 
-async def _send_step(svc: Service, step: Step) -> None:
+def _queue_step(svc: Service, step: Step) -> None:
     m = svc.metrics
+    outbox = svc.outbox
+    changes_topic = svc.settings.topic_segment_changes
     for change in step.changes:
-        await svc.segment_changes_topic.send(
-            key=change.customer_id.encode(), value=change.model_dump_json().encode()
-        )
+        outbox.send(changes_topic, change.customer_id.encode(), change.model_dump_json().encode())
         before = str(change.previous.segment_id) if change.previous else "none"
         after = str(change.current.segment_id) if change.current else "none"
         m.segment_changes.labels(before, after, change.reason).inc()
     for report in step.reports:
-        await svc.feature_samples_topic.send(
-            key=str(report.partition).encode(), value=report.encode()
-        )
+        outbox.send(svc.settings.topic_feature_samples, str(report.partition).encode(),
+                    report.encode())  # fmt: skip
         m.samples_sent.inc(len(report.samples))
     m.rescored.inc(step.rescored)
     m.customer_drifts(svc.segmenter.customer_drifts)
@@ -170,7 +170,7 @@ async def catch_up(svc: Service) -> None:
     """Apply a newer model to partitions that have had no events since it arrived: their
     unassigned customers and members of dropped segments are re-scored now, not at their
     partition's next event (`Assigner.catch_up`). Never raises."""
-    from stream.adapters.agents import as_current, load_state
+    from stream.adapters.agents import load_state
 
     if not svc.assigner.stale():
         return
@@ -180,32 +180,43 @@ async def catch_up(svc: Service) -> None:
             if event is None:
                 continue
             try:
-                with as_current(event):
-                    step = svc.assigner.catch_up(
-                        partition,
-                        functools.partial(load_state, svc, event=event),
-                        emitted_at=int(time.time() * 1000),
+                step = svc.assigner.catch_up(
+                    partition,
+                    functools.partial(load_state, svc, event=event),
+                    emitted_at=int(time.time() * 1000),
+                )
+                for cid, state in step.states.items():
+                    svc.outbox.put(
+                        svc.customers, event.message.partition, cid.encode(), state.encode()
                     )
-                    for cid, state in step.states.items():
-                        svc.customers[cid.encode()] = state.encode()
-                await _send_step(svc, step)
+                _queue_step(svc, step)
+                await svc.outbox.flush()
             except Exception:
+                svc.outbox.discard()
                 svc.metrics.agent_errors.labels("ingest").inc()
                 log.exception("model catch-up failed in partition %d", partition)
 
 
 async def erase(svc: Service, event: Any) -> None:
     """Erase one customer (an ``erasures`` record): state deleted (a changelog tombstone), the
-    partition's calendar forgets them, an ``erased`` change is emitted. Never raises."""
+    partition's calendar forgets them, an ``erased`` change is emitted. Never raises.
+
+    Holds ``svc.lock``: an ingest batch that loaded the customer's state cannot write it back
+    after the erasure, and the outbox is used by one batch at a time."""
+    async with svc.lock:
+        await _erase(svc, event)
+
+
+async def _erase(svc: Service, event: Any) -> None:
     from stream.adapters.agents import as_current
 
     key = event.message.key
     try:
         with as_current(event):
             raw = svc.customers.get(key)
-            if raw is None:
-                return  # already erased, or never seen: nothing to do (idempotent)
-            del svc.customers[key]
+        if raw is None:
+            return  # already erased, or never seen: nothing to do (idempotent)
+        svc.outbox.delete(svc.customers, event.message.partition, key)
         cid = key.decode()
         try:
             state: CustomerState | None = CustomerState.decode(raw)
@@ -217,12 +228,16 @@ async def erase(svc: Service, event: Any) -> None:
         at = int(ts * 1000) if ts else int(time.time() * 1000)
         change = svc.segmenter.erased(cid, state, at) if state is not None else None
         if change is not None:
-            await svc.segment_changes_topic.send(key=key, value=change.model_dump_json().encode())
+            svc.outbox.send(svc.settings.topic_segment_changes, key,
+                            change.model_dump_json().encode())  # fmt: skip
+        await svc.outbox.flush()
+        if change is not None:
             svc.metrics.segment_changes.labels(
                 str(state.segment_id) if state else "none", "none", "erased"
             ).inc()
         svc.metrics.erasures.inc()
     except Exception:
+        svc.outbox.discard()
         svc.metrics.agent_errors.labels("erasure").inc()
         log.exception("erasure failed in partition %d", event.message.partition)
 

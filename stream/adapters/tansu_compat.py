@@ -6,8 +6,11 @@ production path depends on them. Each item answers a measured quirk in BROKER.md
 * JoinGroup is held for session_timeout / 2 → short session, heartbeat and rebalance timeouts
   (worker start to first event: 31 s → 4 s).
 * Fetch long-poll sleeps for the whole ``fetch_max_wait_ms``, which Faust hard-codes to 1,500 ms
-  (``faust/transport/drivers/aiokafka.py: _create_worker_consumer``) → capped at 100 ms
-  (send → processed median: 398 ms → 5 ms).
+  (``faust/transport/drivers/aiokafka.py: _create_worker_consumer``) → capped at 20 ms
+  (send → processed median: 398 ms → 5 ms at 100 ms; a Faust count agent at 1,500 records/s:
+  median 39 → 22 ms, p99 ≈ 85 → 50 ms from 100 to 20 ms). A fetch that finds nothing costs
+  the broker a wake-up per 20 ms per consumer instead of per 100 ms; a fetch that finds data
+  returns at once either way.
 * ListOffsets(LATEST) returns the base offset of the newest batch + 1 → the end offsets that table
   recovery reads come from the high watermark of a Fetch response instead (`true_end_offsets`).
   Unpatched, recovery silently drops records (memory store) or raises a false
@@ -25,7 +28,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.transport.drivers import aiokafka as fa
 
-FETCH_MAX_WAIT_MS = 100
+FETCH_MAX_WAIT_MS = 20
 
 
 def faust_settings() -> dict[str, Any]:

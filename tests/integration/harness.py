@@ -228,6 +228,14 @@ def read_topic(
         consumer.close()
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as Faust's and kafka-python's) gives
+    ``key`` among ``partitions``."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def uninterrupted_states(bootstrap: str, topics: dict[str, str], expect: int) -> dict[str, Any]:
     """Customer states of an uninterrupted run: the core applied in-process to the input topics.
 

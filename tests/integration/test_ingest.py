@@ -13,7 +13,7 @@ from stream.core.deadletter import DeadLetter
 from stream.core.reasons import Reason
 from stream.core.state import STREAMS, CustomerState
 from tests.factories import REASONS_COVERED, malformed, valid_stream
-from tests.integration.harness import metric_sum, read_topic, wait_for
+from tests.integration.harness import key_partition, metric_sum, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,17 @@ def test_valid_events_once_and_every_bad_event_dead_lettered(broker, names, spaw
     assert {Reason(r) for r in reasons} == REASONS_COVERED
     assert any(o[0] == Reason.NOT_JSON and o[2][:1] == b"\xff" for o in origins.values())
     assert max(len(v) for _, _, v in origins.values()) > 2_000_000
+
+    # Records are where Faust's own produce path puts them (the worker produces in bulk,
+    # `stream.adapters.outbox`): a dead letter in its source partition; a changelog record in
+    # its customer's input partition (the input is keyed by customer id); no headers.
+    for rec in records:
+        assert rec.partition == DeadLetter.model_validate_json(rec.value).source.partition
+        assert not rec.headers
+    changelog = read_topic(broker.bootstrap, names.changelog, timeout=60)
+    assert changelog
+    for rec in changelog:
+        assert rec.partition == key_partition(rec.key, names.partitions) and not rec.headers
 
     # Every valid event was applied exactly once, per customer and stream.
     states = final_states(broker.bootstrap, names.changelog)

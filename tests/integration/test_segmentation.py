@@ -20,7 +20,7 @@ import pytest
 
 from stream.core.evaluation import adjusted_rand
 from stream.simulate import run_simulate
-from tests.integration.harness import metric_sum, read_topic, wait_for
+from tests.integration.harness import key_partition, metric_sum, read_topic, wait_for
 from tests.integration.test_cli import _cli
 
 pytestmark = pytest.mark.integration
@@ -118,6 +118,17 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     records = read_topic(broker.bootstrap, names.topic("segment-changes"))
     changes = [json.loads(r.value) for r in records]
     assert all(r.key.decode() == c["customer_id"] for r, c in zip(records, changes, strict=True))
+    # In the key's partition (the producer's partitioner, as `Topic.send`), without headers, and
+    # each customer's versions in offset order.
+    assert all(
+        r.partition == key_partition(r.key, names.partitions) and not r.headers for r in records
+    )
+    last_version: dict[str, int] = {}
+    for r, c in sorted(
+        zip(records, changes, strict=True), key=lambda rc: (rc[0].partition, rc[0].offset)
+    ):
+        assert c["version"] > last_version.get(c["customer_id"], 0), c
+        last_version[c["customer_id"]] = c["version"]
     ids = [c["event_id"] for c in changes]
     assert len(ids) == len(set(ids)), "a change is emitted once"
     got = final_segments(changes)
