@@ -90,17 +90,19 @@ class SegmentModel:
         ]
         return cls(segments=segments, **obj)
 
+    def standardise(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Clustering-space coordinates (`transform_many`'s rows, or one row) → scaled space."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.std)
+        out: NDArray[np.float64] = np.clip(z, -Z_CLIP, Z_CLIP)
+        return out
+
     def scale(self, values: list[float]) -> NDArray[np.float64]:
         """Raw feature vector → scaled clustering space."""
-        x = np.asarray(transform(values), dtype=np.float64)
-        z: NDArray[np.float64] = (x - np.asarray(self.mean)) / np.asarray(self.std)
-        return np.clip(z, -Z_CLIP, Z_CLIP)
+        return self.standardise(np.asarray(transform(values), dtype=np.float64))
 
     def scale_many(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Rows of raw feature vectors → scaled clustering space."""
-        z = (transform_many(x) - np.asarray(self.mean)) / np.asarray(self.std)
-        out: NDArray[np.float64] = np.clip(z, -Z_CLIP, Z_CLIP)
-        return out
+        return self.standardise(transform_many(x))
 
     def centroids(self) -> NDArray[np.float64]:
         """Segment centroids as a matrix (segment order)."""

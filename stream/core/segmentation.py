@@ -36,7 +36,7 @@ from stream.core.drift import FRESH, CustomerDrift, Detection
 from stream.core.explain import explain
 from stream.core.features import NAMES, vector
 from stream.core.identity import Matching
-from stream.core.model import SegmentModel
+from stream.core.model import SegmentModel, transform_many
 from stream.core.outputs import (
     ChangeReason,
     DriftInfo,
@@ -141,7 +141,8 @@ class Segmenter:
         if model is None or not batch:
             return []
         raw = np.asarray([vector(state, at) for _, state, at in batch], dtype=np.float64)
-        z = model.scale_many(raw)
+        space = transform_many(raw)
+        z = model.standardise(space)
         current = [
             Assignment(s.segment_id, s.micro_id, 0.0, s.seg_since, "") if s.segment_id else None
             for _, s, _ in batch
@@ -152,7 +153,7 @@ class Segmenter:
         confirm = None
         if self.previous is not None and self._previous_compiled is not None:
             old = self._previous_compiled
-            confirm = (old, distances(old.centroids, self.previous.scale_many(raw)))
+            confirm = (old, distances(old.centroids, self.previous.standardise(space)))
         decisions = self.scorer.decide_many(
             model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm
         )

@@ -105,36 +105,42 @@ established — would otherwise turn a trifling difference into many standard de
 RECENCY_PURCHASE_CAP = 30.0
 LEFT_OUT = frozenset({"activity_trend", "spend_trend", "tenure_days"})
 """Catalogue features that are not clustering dimensions (their coordinate is 0)."""
-_LEFT_OUT = [_I[n] for n in sorted(LEFT_OUT)]
+
+
+_C30 = np.asarray(_COUNTS_30)
+_C7 = np.asarray(_COUNTS_7)
+_RATES = np.asarray([_I[n] for n in _SHRINK])
+_EVIDENCE = np.asarray([_I[e] for e, _ in _SHRINK.values()])
+_PSEUDO = np.asarray([a for _, a in _SHRINK.values()])
+_PRIOR_MASS = _PSEUDO * np.asarray([PRIORS[n] for n in _SHRINK])
+_LOG_AS_IS = np.asarray(
+    [_I[n] for n in ("avg_order_value_30d", "recency_activity_days", "overdue_events")]
+)
+_VPS, _RECENCY_PURCHASE = _I["views_per_session_30d"], _I["recency_purchase_days"]
 
 
 def transform_many(x: Array) -> Array:
-    """Rows of catalogue vectors → rows of the clustering space (see the module docstring)."""
+    """Rows of catalogue vectors → rows of the clustering space (see the module docstring).
+
+    A few whole-matrix operations (the trainer calls it once per sample, so its cost is mostly
+    numpy's per-call overhead); left-out dimensions stay 0.
+    """
     x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
+    out = np.zeros_like(x)
     tenure = np.maximum(x[:, _I["tenure_days"]], 0.5)
-    seen30 = -np.expm1(-tenure / 30.0)
-    seen7 = -np.expm1(-tenure / 7.0)
     overdue = np.maximum(x[:, _I["overdue_events"]], 0.0)
     alive = np.exp(-np.maximum(overdue - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
-    for j in _COUNTS_30:
-        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) * alive / seen30)
-    for j in _COUNTS_7:
-        out[:, j] = np.log1p(np.maximum(x[:, j], 0.0) * alive / seen7)
-    for name, (evidence, a) in _SHRINK.items():
-        n = np.maximum(x[:, _I[evidence]], 0.0)
-        out[:, _I[name]] = (x[:, _I[name]] * n + a * PRIORS[name]) / (n + a)
-    j = _I["views_per_session_30d"]
-    out[:, j] = np.log1p(out[:, j])
-    j = _I["avg_order_value_30d"]
-    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
-    j = _I["recency_purchase_days"]
-    out[:, j] = np.log1p(np.clip(x[:, j], 0.0, RECENCY_PURCHASE_CAP))
-    j = _I["recency_activity_days"]
-    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
-    j = _I["overdue_events"]
-    out[:, j] = np.log1p(np.maximum(x[:, j], 0.0))
-    out[:, _LEFT_OUT] = 0.0
+    out[:, _C30] = np.log1p(
+        np.maximum(x[:, _C30], 0.0) * (alive / -np.expm1(-tenure / 30.0))[:, None]
+    )
+    out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / -np.expm1(-tenure / 7.0))[:, None])
+    n = np.maximum(x[:, _EVIDENCE], 0.0)
+    out[:, _RATES] = (x[:, _RATES] * n + _PRIOR_MASS) / (n + _PSEUDO)
+    out[:, _VPS] = np.log1p(out[:, _VPS])
+    out[:, _LOG_AS_IS] = np.log1p(np.maximum(x[:, _LOG_AS_IS], 0.0))
+    out[:, _RECENCY_PURCHASE] = np.log1p(
+        np.clip(x[:, _RECENCY_PURCHASE], 0.0, RECENCY_PURCHASE_CAP)
+    )
     return out
 
 

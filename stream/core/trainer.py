@@ -212,7 +212,7 @@ class Trainer:
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         self._samples.append(x)
         if self.drift and self.model is not None:
-            self._watch(self.model, raw, t)
+            self._watch(self.model, x, t)
         due = (
             self.n >= self.warmup
             and len(self._samples) >= 5 * self.n_segments  # after a restart: enough to fit
@@ -227,17 +227,19 @@ class Trainer:
     def watch_one(self, raw: list[float], t: int) -> None:
         """Feed one monitoring sample to the drift detectors and to the window the next model is
         fitted on. River does not learn it."""
+        x = np.asarray(transform(raw), dtype=np.float64)
         if self.drift and self.model is not None:
-            self._watch(self.model, raw, t)
-        self._samples.append(np.asarray(transform(raw), dtype=np.float64))
+            self._watch(self.model, x, t)
+        self._samples.append(x)
 
     def take_detections(self) -> list[Detection]:
         """The drift detections since the last call (for ``segment-events``)."""
         out, self.detections = self.detections, []
         return out
 
-    def _watch(self, model: SegmentModel, raw: list[float], t: int) -> None:
-        """Feed the drift detectors one sample, as the current model scores it; adapt on drift.
+    def _watch(self, model: SegmentModel, x: Array, t: int) -> None:
+        """Feed the drift detectors one sample (``x``: in the clustering space), as the current
+        model scores it; adapt on drift.
 
         Nothing is fed before the stream covers the features' longest horizon
         (``drift_after_days``): until then every customer's features are still filling up and
@@ -247,7 +249,7 @@ class Trainer:
             self._first_t = t
         if t < self._first_t + self.drift_after_days * DAY_MS:
             return
-        d = np.sqrt(((model.centroids() - model.scale(raw)[None, :]) ** 2).sum(axis=1))
+        d = np.sqrt(((model.centroids() - model.standardise(x)[None, :]) ** 2).sum(axis=1))
         j = int(d.argmin())
         hits = (self.model_fit.update(float(d[j]), t),
                 self.outliers.update(float(d[j] > self._far), t))  # fmt: skip
