@@ -39,13 +39,21 @@ def weighted_kmeans(
             )
         c = np.asarray(centres, dtype=np.float64)
     labels = np.zeros(n, dtype=int)
+    # Squared distances as |p|² − 2 p·c + |c|² (no n × k × d array) and centroids from weighted
+    # counts per label: the same Lloyd iterations, several times cheaper. einsum and bincount
+    # run numpy's own loops, never a multi-threaded BLAS, so results do not depend on the machine.
+    norms = np.einsum("nd,nd->n", points, points)
+    wp = points * w[:, None]
     for _ in range(iters):
-        labels = ((points[:, None, :] - c[None]) ** 2).sum(2).argmin(1)
+        d2 = norms[:, None] - 2.0 * np.einsum("nd,kd->nk", points, c) + np.einsum("kd,kd->k", c, c)
+        labels = d2.argmin(1)
+        mass = np.bincount(labels, weights=w, minlength=k)
+        sums = np.stack(
+            [np.bincount(labels, weights=wp[:, j], minlength=k) for j in range(c.shape[1])], 1
+        )
         new = c.copy()
-        for j in range(k):
-            mask = labels == j
-            if mask.any():
-                new[j] = (points[mask] * w[mask, None]).sum(0) / w[mask].sum()
+        held = mass > 0
+        new[held] = sums[held] / mass[held, None]
         if np.allclose(new, c):
             break
         c = new
