@@ -161,6 +161,8 @@ class Trainer:
         self._adapting = False
         self._may_grow = False
         """A segment's share rose (segment drift): the next publish may try a birth."""
+        self._reported: set[str] = set()
+        """Drift subjects reported since the last publish."""
         self._samples: deque[Array] = deque(maxlen=max(reservoir, RECENT_SAMPLES))
         """The newest samples, training and monitoring ones (transformed, unscaled): the
         current population, which each publish scales by its own statistics and fits."""
@@ -253,14 +255,20 @@ class Trainer:
         j = int(d.argmin())
         hits = (self.model_fit.update(float(d[j]), t),
                 self.outliers.update(float(d[j] > self._far), t))  # fmt: skip
-        fits = [h for h in hits if h is not None]
-        found = fits + self.segment_drift.update(model.segments[j].id, float(d[j]), t)
+        found = [h for h in hits if h is not None]
+        found += self.segment_drift.update(model.segments[j].id, float(d[j]), t)
+        # One detection per subject per model version: a shift that goes on keeps ADWIN
+        # cutting, but what it says is news once, until a version has adapted to it.
+        found = [f for f in found if f.subject not in self._reported]
+        self._reported.update(f.subject for f in found)
+        fits = [f for f in found if f.level == "model_fit"]
         if fits and not self._adapting:  # learn the new situation faster, then publish
             self._adapting = True
             self.clusterer.time_window = min(self.time_window, self.adapt_samples)
         if any(d.subject.endswith(":share") and d.after > d.before for d in found):
             self._may_grow = True  # a segment swelling: maybe a new kind of customer inside it
-        if found and self._publish_at is None:
+        refit = any(f.level == "model_fit" or f.subject.endswith(":share") for f in found)
+        if refit and self._publish_at is None:  # a changed spread is reported, not refitted for
             self._publish_at = self.n + self.adapt_samples
         self.detections += found
 
@@ -424,6 +432,7 @@ class Trainer:
     def _end_adaptation(self) -> None:
         self._adapting = False
         self._may_grow = False
+        self._reported.clear()
         self._publish_at = None
         self.clusterer.time_window = self.time_window
 

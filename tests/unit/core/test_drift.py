@@ -264,3 +264,23 @@ def test_the_outlier_reference_holds_between_versions_once_the_detectors_are_liv
     tr._adapting = True  # as after model-fit drift: the next fit renews the reference
     tr.publish(600)
     assert tr.model.version == 3 and tr._far != far
+
+
+def test_a_subject_is_reported_once_per_model_version() -> None:
+    """A shift that goes on keeps ADWIN cutting; it is news once until a version adapts."""
+    rng = np.random.default_rng(11)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
+                 drift_after_days=0)  # fmt: skip
+    for i in range(400):
+        tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
+    found = []
+    for i in range(4000):  # monitoring only: no training sample, so no new version
+        drifting = i >= 500 and i % 2 == 0
+        tr.watch_one(_blob(rng, 3.0 + i / 400 if drifting else [0.5, 6.0][i % 2]), 400 + i)
+        found += tr.take_detections()
+    subjects = [d.subject for d in found]
+    assert found and len(subjects) == len(set(subjects))
+    assert tr.model is not None and tr.model.version == 1
+    tr._adapting = False
+    tr.publish(5000)  # a new version: the same subjects may be news again
+    assert not tr._reported
