@@ -8,8 +8,8 @@ like, and all of a day's samples are taken at one time; every published
 snapshot goes to the `Segmenter` (and its lifecycle to ``segment-events``); customers updated
 during a tick of event time (``tick_minutes``) are scored together at the end of the tick, like
 a worker scores a batch; quiet customers are re-evaluated at day boundaries of the watermark
-(`rescore_due`: after ``idle_days``, then each time their quiet time doubles), so customers who
-go quiet still move. Outputs:
+(`rescore_due`: every ``idle_days`` for their first 14 quiet days, then each time their quiet
+time doubles), so customers who go quiet still move. Outputs:
 ``segment-changes``, ``segment-events``, ``segment-model`` (the snapshots) and segment profiles.
 
 Everything depends only on the applied events in order: same input → same outputs.
