@@ -27,16 +27,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from stream.core.kmeans import inertia, weighted_kmeans
+from stream.core.kmeans import inertia, nearest, refit_with, weighted_kmeans
 
 Array = NDArray[np.float64]
 
 __all__ = ["grow", "retire", "weighted_kmeans"]
-
-
-def _nearest(points: Array, centroids: Array) -> tuple[Array, list[int]]:
-    d2 = ((points[:, None, :] - centroids[None]) ** 2).sum(axis=2)
-    return d2.min(axis=1), [int(i) for i in d2.argmin(axis=1)]
 
 
 def grow(
@@ -55,9 +50,10 @@ def grow(
     ``seeds`` (points and weights, e.g. River's micro-clusters over the same data) are where
     the newborn may start: density is in their weights. By default ``points`` themselves.
     """
-    _, labels = _nearest(points, centroids)
+    served, nearest_idx = nearest(points, centroids)
+    labels = nearest_idx.tolist()
     cand, cand_w = (points, weights) if seeds is None else seeds
-    d2 = _nearest(cand, centroids)[0]
+    d2 = nearest(cand, centroids)[0]
     far = d2 > min_distance**2
     if not far.any():
         return None
@@ -65,25 +61,22 @@ def grow(
     starts = [cand[int(score.argmax())]]
     # Also starts drawn where the data is worst served (D² sampling, seeded): the densest new
     # region need not hold the single farthest point.
-    pd2 = _nearest(points, centroids)[0] * weights
+    pd2 = served * weights
     rng = np.random.default_rng(seed)
     if pd2.sum() > 0:
         starts += [points[int(i)] for i in rng.choice(len(points), size=tries, p=pd2 / pd2.sum())]
     best: tuple[float, Array, list[int]] | None = None
     for start in starts:
-        c_try, l_try = weighted_kmeans(
-            points, weights, len(centroids) + 1, seed, init=np.vstack([centroids, start])
-        )
-        score_try = inertia(points, weights, c_try, l_try)
-        if best is None or score_try < best[0] - 1e-9:
-            best = (score_try, c_try, l_try)
+        tried = refit_with(points, weights, centroids, start, seed)
+        if best is None or tried[0] < best[0] - 1e-9:
+            best = tried
     assert best is not None
     _, c, new_labels = best
     if len(set(new_labels)) < len(c):
         return None
     shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()
     # the newborn: the centroid farthest from every previous one
-    born = int(_nearest(c, centroids)[0].argmax())
+    born = int(nearest(c, centroids)[0].argmax())
     if shares[born] < birth_share:
         return None
     if inertia(points, weights, c, new_labels) > (1.0 - gain) * inertia(

@@ -33,7 +33,7 @@ def weighted_kmeans(
         rng = np.random.default_rng(seed)
         centres = [points[int(rng.choice(n, p=w / w.sum()))]]
         for _ in range(1, k):
-            d = np.min(((points[:, None, :] - np.asarray(centres)[None]) ** 2).sum(2), axis=1) * w
+            d = nearest(points, np.asarray(centres))[0] * w
             centres.append(
                 points[int(rng.choice(n, p=d / d.sum()))] if d.sum() > 0 else points[len(centres)]
             )
@@ -60,6 +60,22 @@ def weighted_kmeans(
     order = np.lexsort(c.T[::-1])
     remap = {int(old): new_i for new_i, old in enumerate(order)}
     return c[order], [remap[int(x)] for x in labels]
+
+
+def nearest(points: Array, centroids: Array) -> tuple[Array, NDArray[np.intp]]:
+    """Each point's squared distance to its nearest centroid, and that centroid's index."""
+    d2 = ((points[:, None, :] - centroids[None]) ** 2).sum(axis=2)
+    return d2.min(axis=1), d2.argmin(axis=1)
+
+
+def refit_with(
+    points: Array, weights: Array, centroids: Array, start: Array, seed: int
+) -> tuple[float, Array, list[int]]:
+    """`weighted_kmeans` from ``centroids`` plus one more at ``start``, and its weighted inertia
+    (how `improve` re-seeds a segment and `stream.core.adapt.grow` tries a birth)."""
+    init = np.vstack([centroids, start])
+    c, labels = weighted_kmeans(points, weights, len(init), seed, init=init)
+    return inertia(points, weights, c, labels), c, labels
 
 
 def inertia(points: Array, weights: Array, centroids: Array, labels: list[int]) -> float:
@@ -103,14 +119,11 @@ def improve(
         better = False
         for j in range(len(c)):
             rest = np.delete(c, j, axis=0)
-            d2 = ((points[:, None, :] - rest[None]) ** 2).sum(2).min(1) * w
+            d2 = nearest(points, rest)[0] * w
             if d2.sum() <= 0:
                 continue
             pick = points[int(rng.choice(len(points), p=d2 / d2.sum()))]
-            cand, cand_labels = weighted_kmeans(
-                points, w, len(c), seed, init=np.vstack([rest, pick])
-            )
-            score = inertia(points, w, cand, cand_labels)
+            score, cand, cand_labels = refit_with(points, w, rest, pick, seed)
             if score < best * (1.0 - 1e-6):
                 c, labels, best, better = cand, cand_labels, score, True
         if not better:
