@@ -30,8 +30,9 @@ log transform, ARI 0.89 → 0.93 and 0.87 → 0.91 on two simulated streams, and
 customers whose behaviour did not change fell by half (0.17 → 0.09 per customer per 30 days at the
 default damping). End to end (trainer included), the pace weighting moved migrations that are
 detected from 0.72 / 0.68 to 0.82 / 0.78 and their median delay from 11.9 to 10 days, for
-0.15 → 0.18 spurious changes per stable customer per 30 days. Changing this transform changes what a model's scaler statistics and centroids
-mean: `stream.core.model.ENCODING_VERSION` goes up with it.
+0.15 → 0.18 spurious changes per stable customer per 30 days. Changing this transform changes
+what a model's scaler statistics and centroids mean: `stream.core.model.ENCODING_VERSION` goes up
+with it.
 
 >>> import numpy as np
 >>> from stream.core.features import NAMES
