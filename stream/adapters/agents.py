@@ -144,7 +144,13 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     by_key = {e.message.key: e for e in events}
     stored = read_batch(svc, by_key)  # the store is written only at the batch's end (flush)
 
+    # States a day's step re-scored before the batch ended (see `segments.day_passer`): the
+    # batch goes on with these objects, and they are written back with the rest.
+    stepped: dict[str, tuple[Any, CustomerState]] = {}
+
     def load_under(customer_id: str, event: Any) -> CustomerState | None:
+        if customer_id in stepped:
+            return stepped[customer_id][1]
         key = customer_id.encode()
         if key in stored:
             return decode_state(svc, stored[key], event.message.partition)
@@ -153,11 +159,13 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     def load(customer_id: str) -> CustomerState | None:
         return load_under(customer_id, by_key[customer_id.encode()])
 
-    result: BatchResult = svc.ingest.process(records, load)
+    before = segments.day_passer(svc, events, load_under, stepped)
+    result: BatchResult = svc.ingest.process(records, load, before)
     outbox = svc.outbox
     for dl in result.dead_letters:
         _queue_dead_letter(svc, dl)
-    writes = {cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()}
+    writes = dict(stepped)
+    writes.update({cid: (by_key[cid.encode()], s) for cid, s in result.changed.items()})
     writes.update(segments.score_batch(svc, events, result.changed, load_under))
     for customer_id, (event, state) in writes.items():  # one table write per customer per batch
         outbox.put(table, event.message.partition, customer_id.encode(), state.encode())

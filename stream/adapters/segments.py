@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream.core.assigner import Step
@@ -64,6 +64,43 @@ def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, Custom
             yield key.decode(), CustomerState.decode(raw)
         except (StateDecodeError, UnicodeDecodeError):
             svc.metrics.agent_errors.labels("state_decode").inc()
+
+
+def day_passer(
+    svc: Service,
+    events: Sequence[Any],
+    load: Any,
+    stepped: dict[str, tuple[Any, CustomerState]],
+) -> Callable[[int, int, dict[str, CustomerState]], None]:
+    """The ``before`` hook of `Ingest.process` for one batch: when an event is about to pass a
+    day boundary of its partition, step the partition first (`Assigner.step`: the day's
+    re-evaluations and its sample), with the states as the batch left them so far.
+
+    So a day's sample holds every sampled customer as of the boundary, whatever else the batch
+    holds, as the offline replay samples it: online and offline learn from the same vectors.
+    States the step re-scored go into ``stepped`` (``load`` must return them from then on).
+    """
+    assigner = svc.assigner
+    key_event = {e.message.key: e for e in events}
+    by_partition = {e.message.partition: e for e in events}
+
+    def before(partition: int, t: int, changed: dict[str, CustomerState]) -> None:
+        if not assigner.passes_day(partition, t):
+            return
+        event = by_partition[partition]
+        ups = {cid: s for cid, s in changed.items()
+               if key_event[cid.encode()].message.partition == partition}  # fmt: skip
+
+        def load_here(customer_id: str) -> CustomerState | None:
+            return load(customer_id, event)  # type: ignore[no-any-return]
+
+        step = assigner.step(partition, ups, t, load_here, emitted_at=int(time.time() * 1000))
+        for cid, state in step.states.items():
+            if cid not in changed:
+                stepped[cid] = (event, state)
+        _queue_step(svc, step)
+
+    return before
 
 
 def score_batch(

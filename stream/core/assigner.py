@@ -96,6 +96,12 @@ class Assigner:
         """Whether the partition's schedule is built."""
         return partition in self.schedules
 
+    def passes_day(self, partition: int, t: int) -> bool:
+        """Whether an event at ``t`` passes a day boundary the partition has not passed yet (the
+        day's sample is due before that event is applied: `step` the partition first)."""
+        sch = self.schedules.get(partition)
+        return sch is not None and sch.next_day is not None and t >= sch.next_day
+
     def adopt(self, partition: int, customers: Iterable[tuple[str, CustomerState]]) -> None:
         """Build a partition's schedule from its stored customers (after an assignment)."""
         sch = Schedule(

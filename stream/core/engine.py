@@ -49,6 +49,10 @@ _CUSTOMER = itemgetter(3)
 class Stage(Protocol):
     """A pluggable step after feature updates (e.g. the trainer or the scorer)."""
 
+    def before_applied(self, t: int) -> None:
+        """Called before an event at ``t`` ms is applied: what is due before ``t`` (a day's
+        sample, say) sees every state as it was, without that event."""
+
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
         """Called after event ``event_id`` (at ``t`` ms) was applied to the customer's ``state``."""
 
@@ -202,6 +206,8 @@ class Engine:
         stages = self.stages
         base = self._applied
         for j, (t, event_id, _, cid, effect, amount, hashed_id) in enumerate(pending):
+            for stage in stages:
+                stage.before_applied(t)
             state = states.get(cid)
             if state is None:
                 state = states[cid] = CustomerState()

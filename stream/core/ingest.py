@@ -131,8 +131,15 @@ class Ingest:
         self,
         records: Sequence[RawRecord],
         load: Callable[[str], CustomerState | None],
+        before: Callable[[int, int, dict[str, CustomerState]], None] | None = None,
     ) -> BatchResult:
-        """Process a batch. ``load(customer_id)`` returns the stored state or None."""
+        """Process a batch. ``load(customer_id)`` returns the stored state or None.
+
+        ``before(partition, t, changed)`` is called before each valid event (at ``t`` ms, from
+        ``partition``) is applied, with the states the batch changed so far: the worker samples
+        a day there when ``t`` passes its boundary, as the offline engine does
+        (`stream.core.engine.Stage.before_applied`), so both sample the same states.
+        """
         out = BatchResult()
         changed = out.changed
         for rec in records:
@@ -158,10 +165,15 @@ class Ingest:
                 out.rejected[(stream_label, result.reason.value)] += 1
                 continue
             cid = result.customer_id
+            t, effect, amount = fact_of(result)
+            if before is not None:
+                before(rec.partition, t, changed)
             state = changed.get(cid)
             if state is None:
                 state = load(cid) or CustomerState()
-            outcome = self.admit(state, result, rec.partition, rec.offset)
+            outcome = self.admit_fact(
+                state, id_hash(result.event_id), t, effect, amount, rec.partition, rec.offset
+            )
             if outcome == ACCEPTED:
                 out.applied.append((rec, result))
             out.counts[(result.stream.value, result.type, outcome)] += 1

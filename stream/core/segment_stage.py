@@ -93,13 +93,18 @@ class SegmentationStage:
         self.models: list[dict[str, Any]] = []
         self.drift_counts: Counter[tuple[str, str]] = Counter()
 
-    def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
-        """Note the update; close the ticks and days that ``t`` has passed."""
+    def before_applied(self, t: int) -> None:
+        """Close the ticks and days that ``t`` has passed, before its event is applied: a day's
+        sample is every state as of the day boundary (the worker's `Assigner` samples at the
+        same point, so both learn from the same vectors)."""
         if self._tick_end is None:
             self._tick_end = t - t % self._tick_ms + self._tick_ms
             self.schedule.advance(t)
         if t >= self._tick_end:
             self._close_tick(t)
+
+    def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
+        """Note the update (ticks and days were closed by `before_applied`)."""
         self.customers[customer_id] = state
         self.schedule.seen(customer_id, state.last_ts)
         self._dirty[customer_id] = state

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 from stream.core.assigner import Assigner
 from stream.core.collate import Collator, SampleReport
-from stream.core.features import FEATURES
+from stream.core.engine import Engine
+from stream.core.events import Stream
+from stream.core.features import FEATURES, NAMES
+from stream.core.ingest import Ingest, RawRecord
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.schedule import DAY_MS, Schedule, training_flags
+from stream.core.segment_stage import SegmentationStage
 from stream.core.segmentation import Segmenter
 from stream.core.state import CustomerState
+from stream.core.trainer import Trainer
 
 N = len(FEATURES)
 
@@ -163,3 +169,67 @@ def test_a_model_reaches_the_members_of_a_partition_without_new_events() -> None
     assert set(step.states) == set(store) and a.stale() == []
     assert a.segment_sizes() == {3: 3} or a.segment_sizes() == {1: 3}
     assert a.catch_up(0, store.get, emitted_at=9).changes == []  # once per model version
+
+
+def _view(i: int, customer: str, day: int, hour: float) -> bytes:
+    ts = f"2025-01-{6 + day:02d}T{int(hour):02d}:{int(hour % 1 * 60):02d}:00.000Z"
+    return json.dumps({"event_id": f"e{i}", "customer_id": customer, "type": "page_view",
+                       "ts": ts, "page": "home", "channel": "web"}).encode()  # fmt: skip
+
+
+class _Recorder(Trainer):
+    """A trainer that keeps the vectors it is given (the day's sample)."""
+
+    def __init__(self) -> None:
+        super().__init__(n_segments=2, warmup=10**9, drift=False)
+        self.seen: list[list[float]] = []
+
+    def learn_one(self, raw: list[float], t: int) -> SegmentModel | None:
+        self.seen.append(list(raw))
+        return None
+
+    def watch_one(self, raw: list[float], t: int) -> None:
+        self.seen.append(list(raw))
+
+
+def test_a_days_sample_is_every_state_as_of_the_boundary_online_and_offline() -> None:
+    # Day 0: three customers browse. Then one worker batch holds c0's late-evening view of day 0
+    # and, after midnight, views of c1 and c0: the boundary falls inside the batch.
+    day0 = [_view(i, f"c{i % 3}", 0, 9 + i) for i in range(6)]
+    batch = [_view(6, "c0", 0, 23.5), _view(7, "c1", 1, 0.2), _view(8, "c0", 1, 1.0)]
+
+    # The worker: Ingest.process calls the hook before each event; the partition is stepped
+    # when an event passes its day boundary (as `stream.adapters.segments.day_passer` does).
+    assigner = Assigner(Segmenter(holdout_share=0.0), sample_rate=1.0, max_daily_samples=100)
+    ingest, store = Ingest(check_future=False), {}
+    reports = []
+
+    def records(lines: list[bytes], first: int) -> list[RawRecord]:
+        return [RawRecord("clickstream", Stream.CLICKSTREAM, 0, first + i, None,
+                          json.loads(v)["customer_id"].encode(), v)
+                for i, v in enumerate(lines)]  # fmt: skip
+
+    def before(partition: int, t: int, changed: dict[str, CustomerState]) -> None:
+        if assigner.passes_day(partition, t):
+            reports.extend(assigner.step(partition, dict(changed), t, store.get, 0).reports)
+
+    for lines, first in ((day0, 0), (batch, 6)):
+        out = ingest.process(records(lines, first), store.get, before)
+        watermark = max(s.last_ts for s in out.changed.values())
+        if not assigner.owns(0):
+            assigner.adopt(0, [])
+        reports.extend(assigner.step(0, dict(out.changed), watermark, store.get, 0).reports)
+        store.update(out.changed)
+    online = [v for r in reports for _, v in sorted(r.samples)]
+
+    # The offline engine, with the same sampling, over the same events.
+    trainer = _Recorder()
+    stage = SegmentationStage(trainer, Segmenter(holdout_share=0.0), sample_rate=1.0)
+    engine = Engine(Ingest(check_future=False), [stage])
+    engine.feed(("f", i, v) for i, v in enumerate(day0 + batch))
+    engine.run()
+
+    assert len(online) == 3, "day 1's sample: every customer seen on day 0"
+    assert online == trainer.seen[: len(online)]
+    recency = [v[NAMES.index("recency_activity_days")] for v in online]
+    assert min(recency) > 0, "nothing after midnight is in the day's sample"

@@ -306,6 +306,9 @@ class Watcher:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, int]] = []
 
+    def before_applied(self, t: int) -> None:
+        pass
+
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
         self.seen.append((customer_id, event_id, t))
 
