@@ -1,15 +1,17 @@
 """Adapting the set of segments: an emerging dense region is born, an emptied segment retires.
 
 The trainer derives ``k`` segments from its recent samples. After model-fit drift
-(`stream.core.drift.ModelFit`) it may add one: `grow` starts a ``k + 1``-th centroid at the
-River micro-cluster farthest from every current centroid (weight × squared distance, beyond
-``min_distance``) and at ``tries`` seeded draws where the samples are worst served (D²
-sampling), refines all ``k + 1`` on the samples from each start, keeps the lowest inertia, and
-accepts it only if the new segment holds at least ``birth_share`` of the weight and the weighted
-inertia falls by ``gain``. `retire`
-drops segments holding less than ``retire_share`` of the weight (never below ``min_k``). Both
-are deterministic; the stable-identity matching (`stream.core.identity`) then labels the result
-born / retired / split / merged against the previous version.
+(`stream.core.drift.ModelFit`) or a segment's rising share it may add one; once the detectors
+are live it also tries at every publish without such a cue, accepting only a newborn that ends
+``apart`` from every current centroid (`stream.core.trainer.Trainer`, ``scout``). `grow` starts a
+``k + 1``-th centroid at the River micro-cluster farthest from every current centroid (weight ×
+squared distance, beyond ``min_distance``) and at ``tries`` seeded draws where the samples are
+worst served (D² sampling), refines all ``k + 1`` on the samples from each start, keeps the
+lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
+weight and the weighted inertia falls by ``gain``. `retire` drops segments holding less than
+``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
+stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
+/ merged against the previous version.
 
 >>> import numpy as np
 >>> pts = np.asarray([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [9.0, 0.0], [9.2, 0.0]])
@@ -18,6 +20,8 @@ born / retired / split / merged against the previous version.
 >>> grown = grow(pts, w, c, seed=1, birth_share=0.1, gain=0.1, min_distance=2.0)
 >>> c.round(1).tolist(), grown[0].round(1).tolist()
 ([[0.1, 0.0], [6.8, 2.8]], [[0.1, 0.0], [5.0, 5.0], [9.1, 0.0]])
+>>> grow(pts, w, c, seed=1, birth_share=0.1, gain=0.1, min_distance=2.0, apart=4.0) is None
+True
 >>> retire(pts, w, grown[0], grown[1], retire_share=0.3, min_k=2, seed=1)[0].round(1).tolist()
 [[0.1, 0.0], [6.8, 2.8]]
 """
@@ -44,11 +48,13 @@ def grow(
     min_distance: float,
     seeds: tuple[Array, Array] | None = None,
     tries: int = 8,
+    apart: float = 0.0,
 ) -> tuple[Array, list[int]] | None:
     """``k + 1`` centroids with a newborn segment, or None if no dense new region pays.
 
     ``seeds`` (points and weights, e.g. River's micro-clusters over the same data) are where
     the newborn may start: density is in their weights. By default ``points`` themselves.
+    ``apart``: how far (scaled distance) the newborn must end from every current centroid.
     """
     served, nearest_idx = nearest(points, centroids)
     labels = nearest_idx.tolist()
@@ -76,8 +82,9 @@ def grow(
         return None
     shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()
     # the newborn: the centroid farthest from every previous one
-    born = int(nearest(c, centroids)[0].argmax())
-    if shares[born] < birth_share:
+    gaps = nearest(c, centroids)[0]
+    born = int(gaps.argmax())
+    if shares[born] < birth_share or gaps[born] < apart**2:
         return None
     if inertia(points, weights, c, new_labels) > (1.0 - gain) * inertia(
         points, weights, centroids, labels

@@ -103,6 +103,13 @@ class Trainer:
         A birth must lower the weighted inertia by this share (tried at the first publish after
         model-fit drift or a segment's rising share, while there are fewer than
         ``max_segments``).
+    scout
+        Also try a birth at every publish once the drift detectors are live, without a drift
+        cue; such a newborn must end farther than ``match_distance`` from every current
+        centroid. A new kind of customer that joins slowly (a few a day, looking like an
+        existing segment's edge) may move no detector. Measured on two 60-day simulations:
+        uncued newborns at 1.7–2.1 (stationary, and before emergence) against 3.1–3.8 for the
+        emerging persona; ARI .83 → .92 and .85 → .89.
     reservoir
         The newest samples kept, training and monitoring ones; segments are fitted on them
         (see the module docstring).
@@ -131,6 +138,7 @@ class Trainer:
         retire_share: float = 0.005,
         reservoir: int = 3000,
         drift_after_days: float = 30.0,
+        scout: bool = True,
     ) -> None:
         self.n_segments = n_segments
         self.micro_per_segment = micro_per_segment
@@ -150,6 +158,7 @@ class Trainer:
         self.retire_share = retire_share
         self.reservoir = reservoir
         self.drift_after_days = drift_after_days
+        self.scout = scout
         self.model_fit = ModelFit()
         self.outliers = ModelFit(subject="model:outliers", what="share beyond p95")
         self._far = np.inf
@@ -249,7 +258,7 @@ class Trainer:
         """
         if self._first_t is None:
             self._first_t = t
-        if t < self._first_t + self.drift_after_days * DAY_MS:
+        if not self._live(t):
             return
         d = np.sqrt(((model.centroids() - model.standardise(x)[None, :]) ** 2).sum(axis=1))
         j = int(d.argmin())
@@ -271,6 +280,10 @@ class Trainer:
         if refit and self._publish_at is None:  # a changed spread is reported, not refitted for
             self._publish_at = self.n + self.adapt_samples
         self.detections += found
+
+    def _live(self, t: int) -> bool:
+        """Whether the drift detectors are fed at ``t`` (see `_watch`)."""
+        return self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
 
     def _std(self) -> Array:
         return np.maximum(np.sqrt(np.maximum(self._var, 0.0)), STD_FLOOR)
@@ -314,10 +327,18 @@ class Trainer:
                 init=self._rescaled(prev.centroids(), prev, mean, std),
             )
             grown = None
-            if (adapting or self._may_grow) and k < (self.max_segments or self.n_segments):
+            # A birth is tried when drift cues one, and (``scout``) at every publish once the
+            # detectors are live: a new kind of customer that arrives slowly may move no detector.
+            # Uncued, the newborn must end farther than ``match_distance`` from every current
+            # centroid — a region no current segment could claim as its own.
+            cued = adapting or self._may_grow
+            if (cued or (self.scout and self._live(t))) and k < (
+                self.max_segments or self.n_segments
+            ):
                 grown = grow(points, weights, warm_c, self.seed, self.birth_share,
                              self.birth_gain, self.match_distance,
-                             seeds=(summary, summary_w) if len(summary) else None)  # fmt: skip
+                             seeds=(summary, summary_w) if len(summary) else None,
+                             apart=0.0 if cued else self.match_distance)  # fmt: skip
             fresh = inertia(points, weights, centroids, labels)
             if grown is not None:
                 centroids, labels = grown
@@ -402,8 +423,7 @@ class Trainer:
         # mean-distance detector starts over (the outlier share, against a fixed reference, and
         # segment shares go on).
         self.model_fit.reset()
-        live = self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
-        if adapting or not live or not np.isfinite(self._far):
+        if adapting or not self._live(t) or not np.isfinite(self._far):
             # The outlier reference: the model's own 95th percentile, fixed once the detectors
             # are live and renewed only when the trainer adapts, so a slow influx of a new kind
             # of customer adds up instead of being absorbed publish by publish.

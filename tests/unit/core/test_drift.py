@@ -192,6 +192,30 @@ def test_without_room_to_grow_the_segments_stay() -> None:
     assert len(models) >= 2 and all(len(m.segments) == 2 for m in models)
 
 
+@pytest.mark.parametrize("scout", [True, False])
+def test_a_kind_of_customer_that_arrives_slowly_is_born_without_a_drift_cue(scout: bool) -> None:
+    # One sample in fifteen from a new, far region: too slow for any detector, but once it holds
+    # the birth share of the window, scouting (a birth tried at every live publish, the newborn
+    # farther than the match distance from every segment) finds it.
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=300, warmup=400, seed=3,
+                 max_segments=3, adapt_samples=150, time_window=1000, drift_after_days=0,
+                 scout=scout)  # fmt: skip
+    models, found = [], []
+    for i in range(2400):
+        centre = 12.0 if i >= 1200 and i % 15 == 0 else [0.5, 6.0][i % 2]
+        m = tr.learn_one(_blob(rng, centre), i)
+        models += [m] if m else []
+        found += tr.take_detections()
+    assert not found, "no drift cue"
+    assert all(len(m.segments) == 2 for m in models if m.trained_at < 1200), "none born early"
+    assert len(models[-1].segments) == (3 if scout else 2)
+    if scout:
+        matching = tr.history[-1]["matching"]
+        assert [e.kind for e in lifecycle_events(models[-1], matching)] == [
+            "model_published", "segment_born"]  # fmt: skip
+
+
 def test_the_customer_lookup_lists_the_last_three_moves_newest_first() -> None:
     seg = Segmenter(Scorer(margin=0.0, min_dwell_days=0), holdout_share=0.0)
     seg.set_model(_model(1, [0.0, 3.0], [1, 2]))
