@@ -114,8 +114,9 @@ class Trainer:
         The newest samples kept, training and monitoring ones; segments are fitted on them
         (see the module docstring).
     drift_after_days
-        Event time after the first sample before the drift detectors are fed: the features'
-        longest horizon (30 days), over which a new stream's features are still filling up.
+        Event time after the first sample the drift detectors see (the first once a model
+        exists) before they are fed, and scouting (``scout``) begins: the features' longest
+        horizon (30 days), over which a new stream's features are still filling up.
     """
 
     def __init__(
