@@ -85,9 +85,14 @@ def day_passer(
     by_partition = {e.message.partition: e for e in events}
 
     def before(partition: int, t: int, changed: dict[str, CustomerState]) -> None:
+        event = by_partition[partition]
+        if not assigner.owns(partition):  # a newly assigned partition: its calendar first
+            from stream.adapters.agents import as_current
+
+            with as_current(event):
+                assigner.adopt(partition, stored_customers(svc, partition))
         if not assigner.passes_day(partition, t):
             return
-        event = by_partition[partition]
         ups = {cid: s for cid, s in changed.items()
                if key_event[cid.encode()].message.partition == partition}  # fmt: skip
 

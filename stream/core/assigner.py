@@ -42,7 +42,7 @@ from stream.core.features import vector
 from stream.core.outputs import SegmentChange
 from stream.core.schedule import Schedule
 from stream.core.segmentation import Segmenter
-from stream.core.state import CustomerState
+from stream.core.state import NO_TIME, CustomerState
 
 Loader = Callable[[str], CustomerState | None]
 
@@ -98,9 +98,15 @@ class Assigner:
 
     def passes_day(self, partition: int, t: int) -> bool:
         """Whether an event at ``t`` passes a day boundary the partition has not passed yet (the
-        day's sample is due before that event is applied: `step` the partition first)."""
+        day's sample is due before that event is applied: `step` the partition first). A
+        partition without a day clock yet starts it at ``t`` (its first event, as offline)."""
         sch = self.schedules.get(partition)
-        return sch is not None and sch.next_day is not None and t >= sch.next_day
+        if sch is None:
+            return False
+        if sch.next_day is None:
+            sch.advance(t)
+            return False
+        return t >= sch.next_day
 
     def adopt(self, partition: int, customers: Iterable[tuple[str, CustomerState]]) -> None:
         """Build a partition's schedule from its stored customers (after an assignment)."""
@@ -108,11 +114,15 @@ class Assigner:
             self.seed, self.sample_rate, self.max_daily_samples, self.horizon_days, self.idle_days
         )
         sizes: Counter[int] = Counter()
+        newest = NO_TIME
         for cid, state in customers:
             sch.seen(cid, state.last_ts)
             sch.scored(cid, state)
+            newest = max(newest, state.last_ts)
             if state.segment_id:
                 sizes[state.segment_id] += 1
+        if newest != NO_TIME:  # the day clock goes on from the partition's newest event, so the
+            sch.advance(newest)  # first day boundary after a restart is sampled like any other
         self.schedules[partition] = sch
         self.sizes[partition] = sizes
         self._model_version[partition] = 0  # reassess once a model is there

@@ -154,7 +154,8 @@ def test_a_model_reaches_the_members_of_a_partition_without_new_events() -> None
     seg = Segmenter(holdout_share=0.0)
     a = Assigner(seg)
     seg.set_model(model(1, [1, 2]))
-    store = {f"c{i}": CustomerState(last_ts=5, first_ts=0, t0=0, segment_id=2, micro_id=102)
+    last = 7 * DAY_MS - 5  # active until just before the step: none is due for re-evaluation
+    store = {f"c{i}": CustomerState(last_ts=last, first_ts=0, t0=0, segment_id=2, micro_id=102)
              for i in range(3)}  # fmt: skip
     a.adopt(0, store.items())
     a.adopt(1, [])
@@ -169,6 +170,19 @@ def test_a_model_reaches_the_members_of_a_partition_without_new_events() -> None
     assert set(step.states) == set(store) and a.stale() == []
     assert a.segment_sizes() == {3: 3} or a.segment_sizes() == {1: 3}
     assert a.catch_up(0, store.get, emitted_at=9).changes == []  # once per model version
+
+
+def test_an_adopted_partition_keeps_its_day_clock_from_its_newest_event() -> None:
+    # After a restart or a rebalance, the first day boundary a batch passes is sampled like any
+    # other (the clock does not restart at the batch's newest event, skipping that day).
+    a = Assigner(Segmenter(holdout_share=0.0), sample_rate=1.0)
+    store = {"c0": CustomerState(last_ts=3 * DAY_MS + 600_000, first_ts=0, t0=0)}
+    a.adopt(0, store.items())
+    assert a.passes_day(0, 4 * DAY_MS + 1_800_000), "the first event after midnight passes it"
+    step = a.step(0, {}, 4 * DAY_MS + 1_800_000, store.get, emitted_at=0)
+    assert [(r.day, len(r.samples)) for r in step.reports] == [(4 * DAY_MS, 1)]
+    a.adopt(1, [])  # a partition without customers starts its clock at its first event
+    assert not a.passes_day(1, 9 * DAY_MS + 5) and a.passes_day(1, 10 * DAY_MS)
 
 
 def _view(i: int, customer: str, day: int, hour: float) -> bytes:
