@@ -80,30 +80,19 @@ def day_passer(
     holds, as the offline replay samples it: online and offline learn from the same vectors.
     States the step re-scored go into ``stepped`` (``load`` must return them from then on).
     """
-    assigner = svc.assigner
     key_event = {e.message.key: e for e in events}
     by_partition = {e.message.partition: e for e in events}
 
     def before(partition: int, t: int, changed: dict[str, CustomerState]) -> None:
         event = by_partition[partition]
-        if not assigner.owns(partition):  # a newly assigned partition: its calendar first
-            from stream.adapters.agents import as_current
-
-            with as_current(event):
-                assigner.adopt(partition, stored_customers(svc, partition))
-        if not assigner.passes_day(partition, t):
+        _adopt(svc, partition, event)
+        if not svc.assigner.passes_day(partition, t):
             return
-        ups = {cid: s for cid, s in changed.items()
-               if key_event[cid.encode()].message.partition == partition}  # fmt: skip
-
-        def load_here(customer_id: str) -> CustomerState | None:
-            return load(customer_id, event)  # type: ignore[no-any-return]
-
-        step = assigner.step(partition, ups, t, load_here, emitted_at=int(time.time() * 1000))
+        ups = _by_partition(changed, key_event).get(partition, {})
+        step = _step(svc, partition, event, ups, t, load, int(time.time() * 1000))
         for cid, state in step.states.items():
             if cid not in changed:
                 stepped[cid] = (event, state)
-        _queue_step(svc, step)
 
     return before
 
@@ -120,34 +109,58 @@ def score_batch(
     ``load(customer_id, event)`` reads a stored state with ``event`` current. Returns every state
     to write back, with the event to write it under (its partition).
     """
-    from stream.adapters.agents import as_current
-
-    by_partition: dict[int, Any] = {}
-    for e in events:
-        by_partition[e.message.partition] = e
+    by_partition = {e.message.partition: e for e in events}
     svc.last_event.update(by_partition)
-    key_event = {e.message.key: e for e in events}
-    updated: dict[int, dict[str, CustomerState]] = {}
-    for cid, state in changed.items():
-        updated.setdefault(key_event[cid.encode()].message.partition, {})[cid] = state
-    assigner = svc.assigner
+    updated = _by_partition(changed, {e.message.key: e for e in events})
     now_ms = int(time.time() * 1000)
     writes: dict[str, tuple[Any, CustomerState]] = {}
     for partition, ups in sorted(updated.items()):
         event = by_partition[partition]
-        if not assigner.owns(partition):
-            with as_current(event):
-                assigner.adopt(partition, stored_customers(svc, partition))
         watermark = max(s.last_ts for s in ups.values())
-
-        def load_here(customer_id: str, ev: Any = event) -> CustomerState | None:
-            return load(customer_id, ev)  # type: ignore[no-any-return]
-
-        step: Step = assigner.step(partition, ups, watermark, load_here, emitted_at=now_ms)
+        step = _step(svc, partition, event, ups, watermark, load, now_ms)
         for cid, state in step.states.items():
             writes[cid] = (event, state)
-        _queue_step(svc, step)
     return writes
+
+
+def _by_partition(
+    changed: dict[str, CustomerState], key_event: dict[Any, Any]
+) -> dict[int, dict[str, CustomerState]]:
+    """Changed states grouped by the partition of their customer's events."""
+    out: dict[int, dict[str, CustomerState]] = {}
+    for cid, state in changed.items():
+        out.setdefault(key_event[cid.encode()].message.partition, {})[cid] = state
+    return out
+
+
+def _adopt(svc: Service, partition: int, event: Any) -> None:
+    """Build a newly assigned partition's calendar from its stored customers."""
+    if not svc.assigner.owns(partition):
+        from stream.adapters.agents import as_current
+
+        with as_current(event):
+            svc.assigner.adopt(partition, stored_customers(svc, partition))
+
+
+def _step(
+    svc: Service,
+    partition: int,
+    event: Any,
+    ups: dict[str, CustomerState],
+    watermark: int,
+    load: Any,
+    emitted_at: int,
+) -> Step:
+    """`Assigner.step` for one partition (adopted first if new), reading stored states under
+    ``event`` (``load(customer_id, event)``); its changes and samples are queued."""
+    _adopt(svc, partition, event)
+
+    def load_here(customer_id: str) -> CustomerState | None:
+        return load(customer_id, event)  # type: ignore[no-any-return]
+
+    step = svc.assigner.step(partition, ups, watermark, load_here, emitted_at=emitted_at)
+    _queue_step(svc, step)
+    return step
 
 
 def _queue_step(svc: Service, step: Step) -> None:
