@@ -118,7 +118,10 @@ class Scorer:
         ``confirm``: the previous model and the rows' distances to its centroids. A move between
         two segments that model also has must win there too, by the same margin: a move that only
         the newer centroids call for is the model's doing, not the customer's, and does not
-        happen (a model update alone moves nobody whose behaviour did not change).
+        happen (a model update alone moves nobody whose behaviour did not change). A move to a
+        segment the previous model did not have (born or split off) goes ahead; its reason is
+        ``model_update`` unless the previous model would have moved the customer out of their
+        segment too.
         """
         cm = self.compile(model)
         if d is None:
@@ -141,15 +144,21 @@ class Scorer:
             urgent = row < len(drifted) and drifted[row]
             normal = drow[best] < keep * drow[cur_idx] and t - cur.since >= self._dwell_ms
             drift_move = urgent and drow[best] < (1.0 - self.margin / 2) * drow[cur_idx]
+            why = "customer_drift" if urgent else reason
             if best != cur_idx and (normal or drift_move) and confirm is not None:
                 old_cm, old_d = confirm
                 i, j = old_cm.index.get(cm.ids[best]), old_cm.index.get(cur.segment_id)
+                need = (1.0 - self.margin / 2) if urgent else keep
                 if i is not None and j is not None:
-                    need = (1.0 - self.margin / 2) if urgent else keep
                     normal = drift_move = bool(old_d[row, i] < need * old_d[row, j])
+                elif (
+                    i is None
+                    and j is not None
+                    and not bool((old_d[row] < need * old_d[row, j]).any())
+                ):
+                    why = "model_update"  # only the segment this model added calls them
             if best != cur_idx and (normal or drift_move):
                 micro = self._micro(cm, best, z[row], None)
-                why = "customer_drift" if urgent else reason
                 out.append(Assignment(cm.ids[best], micro, confidence, t, why))
                 continue
             micro = self._micro(cm, cur_idx, z[row], cur.micro_id)

@@ -9,7 +9,7 @@ from stream.core.features import DAY_MS, NAMES, vector
 from stream.core.identity import match_segments, transfer_matrix
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.outputs import SegmentChange, change_id
-from stream.core.scoring import Scorer
+from stream.core.scoring import Assignment, Scorer
 from stream.core.segmentation import (
     DAILY_QUIET,
     Segmenter,
@@ -208,6 +208,35 @@ def test_a_move_only_the_newer_centroids_call_for_does_not_happen() -> None:
     confirm2 = (cm_old, distances(cm_old.centroids, z2))
     [moved] = seg.scorer.decide_many(seg.model, z2, [placed], [DAY_MS], confirm=confirm2)
     assert moved is not None and (moved.segment_id, moved.reason) == (2, "behaviour")
+
+
+def test_a_move_into_a_segment_the_model_added_says_model_update() -> None:
+    """A newborn segment takes the customers nearest it at once (no earlier model can confirm
+    such a move); the reason says the model moved them, unless the previous model would have
+    moved them out of their segment as well."""
+    from stream.core.scoring import Compiled, distances
+
+    def c(x: float) -> list[float]:
+        return [x] + [0.0] * (D - 1)
+
+    v1 = SegmentModel(1, 0, [0.0] * D, [1.0] * D,
+                      [Segment(1, "A", c(0.0), [MicroSegment(1, c(0.0))]),
+                       Segment(2, "B", c(10.0), [MicroSegment(2, c(10.0))])], 3, 3)  # fmt: skip
+    v2 = SegmentModel(2, 0, [0.0] * D, [1.0] * D, [*v1.segments,
+                      Segment(3, "New", c(4.0), [MicroSegment(3, c(4.0))])], 4, 4)  # fmt: skip
+    sc = Scorer(margin=0.1, min_dwell_days=0)
+    z = np.zeros((2, D))
+    z[0, 0] = 3.5  # in A under v1 (3.5 against 6.5); the newborn is 0.5 away
+    z[1, 0] = 5.5  # nearer B than A under v1 by the margin (4.5 against 5.5): moving anyway
+    placed = [Assignment(1, 1, 0.0, 0, "new_customer")] * 2
+    confirm = (Compiled(v1), distances(Compiled(v1).centroids, z))
+    moved = sc.decide_many(v2, z, placed, [DAY_MS, DAY_MS], confirm=confirm)
+    assert [(m.segment_id, m.reason) for m in moved if m is not None] == [
+        (3, "model_update"), (3, "behaviour")]  # fmt: skip
+    # without a previous model to ask, nothing says the model did it
+    alone = sc.decide_many(v2, z, placed, [DAY_MS, DAY_MS])
+    assert [(m.segment_id, m.reason) for m in alone if m is not None] == [
+        (3, "behaviour"), (3, "behaviour")]  # fmt: skip
 
 
 def test_the_segmenter_confirms_behavioural_moves_with_the_previous_model() -> None:
