@@ -5,6 +5,7 @@ Hazards of faust-streaming 0.15 designed around (see README, "Delivery"):
 * ``concurrency=1``: with more, the consumer can commit past an event still in flight.
 * An exception escaping an agent acks the message: every agent catches everything, retries the
   batch record by record, and dead-letters (``processing_error``) any record that still fails.
+  A failed attempt's partitions are re-read from the store before the retry (`_rewind`).
 * Faust picks the table partition (changelog and RocksDB) from the *current event*. A batch spans
   partitions, so each table read and write runs with the customer's own last event as current.
 
@@ -121,6 +122,7 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
         await _apply(svc, events, [to_record(svc, e) for e in events])
     except Exception:
         svc.outbox.discard()
+        _rewind(svc, events)
         svc.metrics.agent_errors.labels("ingest").inc()
         log.exception("batch of %d records failed; retrying one by one", len(events))
         for event in events:
@@ -128,6 +130,7 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
                 await _apply(svc, [event], [to_record(svc, event)])
             except Exception as exc:
                 svc.outbox.discard()
+                _rewind(svc, [event])
                 log.exception(
                     "record %s[%d]@%d failed",
                     event.message.topic,
@@ -174,6 +177,17 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     now = time.time()
     for state in result.changed.values():
         svc.metrics.event_time_lag.observe(max(now - state.last_ts / 1000, 0.0))
+
+
+def _rewind(svc: Service, events: Sequence[Any]) -> None:
+    """Undo what a failed attempt did to its partitions' calendars (`Assigner`: day clock,
+    re-evaluations due, segment sizes) by releasing them: the retry adopts them again from the
+    store, which the attempt did not write. Otherwise a day boundary the failed attempt passed
+    stays passed, and that day's re-evaluations and sample, discarded with the outbox, are lost
+    (the trainer would learn that day without the partition). Costs one scan of each partition's
+    stored customers per failed attempt."""
+    for partition in sorted({e.message.partition for e in events}):
+        svc.assigner.release(partition)
 
 
 def _queue_dead_letter(svc: Service, dl: DeadLetter) -> None:
