@@ -26,8 +26,9 @@ from stream.core.space import transform, transform_many
 
 __all__ = ["Z_CLIP", "MicroSegment", "Segment", "SegmentModel", "transform", "transform_many"]
 
-ENCODING_VERSION = 2
-"""Version 2: coordinates in `stream.core.space` (version 1: log1p of counts, nothing else)."""
+ENCODING_VERSION = 3
+"""Version 3: average order value shrunk towards a typical order (`stream.core.space`); version
+2: coordinates in `stream.core.space` first; version 1: log1p of counts, nothing else."""
 
 Z_CLIP = 3.0
 """Scaled coordinates are clipped to ±Z_CLIP, so one extreme customer cannot claim a segment."""

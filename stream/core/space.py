@@ -11,11 +11,12 @@ features. Per kind of feature:
   "probability alive" of buy-till-you-die models: a silence long for *this* customer's pace).
   A decayed sum keeps growing for a customer's first months; corrected, the same behaviour seen
   for 10 days or for 60 lands in the same place, so features maturing does not move customers;
-* **rates and shares** (discount share, refund rate, e-mail open and click rates, views per
-  session, cart abandonment, channel, weekend and late-night shares): shrunk towards a neutral
-  prior by the evidence behind them, ``(rate·n + a·prior) / (n + a)`` with ``n`` the decayed
-  orders, sends, sessions, carts or events. One order does not make a customer coupon-driven, and
-  no e-mail is not the same as ignoring every e-mail;
+* **rates and shares** (average order value, discount share, refund rate, e-mail open and click
+  rates, views per session, cart abandonment, channel, weekend and late-night shares): shrunk
+  towards a neutral prior by the evidence behind them, ``(rate·n + a·prior) / (n + a)`` with
+  ``n`` the decayed orders, sends, sessions, carts or events (average order value and views per
+  session then on a log scale). One order does not make a customer coupon-driven, no e-mail is
+  not the same as ignoring every e-mail, and no order is not an order value of 0;
 * **days**: recency of activity as log1p; days since the last purchase capped at 30 (beyond a
   month, *how much* longer is lapsing, which ``overdue_events`` says in the customer's own terms);
 * ``overdue_events`` (expected events missed in the current silence): log1p — the quickest sign
@@ -33,6 +34,14 @@ detected from 0.72 / 0.68 to 0.82 / 0.78 and their median delay from 11.9 to 10 
 0.15 → 0.18 spurious changes per stable customer per 30 days. Changing this transform changes
 what a model's scaler statistics and centroids mean: `stream.core.model.ENCODING_VERSION` goes up
 with it.
+
+Average order value used to be log1p of 0 for a customer without orders: the customers of a
+persona that seldom buys sat at 0 or, after a single order, about 4 log units away (some 2.5
+standard deviations), and k-means gave the with-an-order half of e-mail browsers to the coupon
+buyers. Shrunk towards a typical order (end to end, trainer included, two simulated streams and
+three trainer seeds): spurious segment changes 0.195–0.206 → 0.137–0.172 and 0.186–0.194 →
+0.137–0.139 per stable customer per 30 days, ARI .918–.923 → .926–.928 and .892–.901 →
+.909–.912, lapses followed about a day sooner, migrations as before.
 
 >>> import numpy as np
 >>> from stream.core.features import NAMES
@@ -65,6 +74,7 @@ EVIDENCE = 1.0
 """Pseudo-count ``a`` of the shrinkage (orders, sessions, carts); twice this for e-mails sent and
 for events, of which a customer has more."""
 PRIORS: dict[str, float] = {
+    "avg_order_value_30d": 50.0,  # a typical order, in the shop's currency
     "discount_share_30d": 0.3,
     "refund_rate_30d": 0.05,
     "email_open_rate_30d": 0.3,
@@ -81,6 +91,7 @@ PRIORS: dict[str, float] = {
 """Where a rate or share with no evidence behind it sits (neutral values, not fitted)."""
 # rate → (its evidence, pseudo-count)
 _SHRINK = {
+    "avg_order_value_30d": ("purchases_30d", EVIDENCE),
     "discount_share_30d": ("purchases_30d", EVIDENCE),
     "refund_rate_30d": ("purchases_30d", EVIDENCE),
     "email_open_rate_30d": ("emails_sent_30d", 2 * EVIDENCE),
@@ -114,10 +125,9 @@ _RATES = np.asarray([_I[n] for n in _SHRINK])
 _EVIDENCE = np.asarray([_I[e] for e, _ in _SHRINK.values()])
 _PSEUDO = np.asarray([a for _, a in _SHRINK.values()])
 _PRIOR_MASS = _PSEUDO * np.asarray([PRIORS[n] for n in _SHRINK])
-_LOG_AS_IS = np.asarray(
-    [_I[n] for n in ("avg_order_value_30d", "recency_activity_days", "overdue_events")]
-)
-_VPS, _RECENCY_PURCHASE = _I["views_per_session_30d"], _I["recency_purchase_days"]
+_LOG_AS_IS = np.asarray([_I[n] for n in ("recency_activity_days", "overdue_events")])
+_LOG_SHRUNK = np.asarray([_I[n] for n in ("avg_order_value_30d", "views_per_session_30d")])
+_RECENCY_PURCHASE = _I["recency_purchase_days"]
 
 
 def transform_many(x: Array) -> Array:
@@ -137,7 +147,7 @@ def transform_many(x: Array) -> Array:
     out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / -np.expm1(-tenure / 7.0))[:, None])
     n = np.maximum(x[:, _EVIDENCE], 0.0)
     out[:, _RATES] = (x[:, _RATES] * n + _PRIOR_MASS) / (n + _PSEUDO)
-    out[:, _VPS] = np.log1p(out[:, _VPS])
+    out[:, _LOG_SHRUNK] = np.log1p(out[:, _LOG_SHRUNK])
     out[:, _LOG_AS_IS] = np.log1p(np.maximum(x[:, _LOG_AS_IS], 0.0))
     out[:, _RECENCY_PURCHASE] = np.log1p(
         np.clip(x[:, _RECENCY_PURCHASE], 0.0, RECENCY_PURCHASE_CAP)

@@ -94,8 +94,12 @@ def test_a_split_and_a_birth_are_published_with_their_mappings() -> None:
 
 
 def test_a_merge_moves_members_with_reason_model_update() -> None:
-    old = np.array([np.zeros(D), np.full(D, 0.3), np.full(D, 10.0)])
-    new = np.array([np.full(D, 0.1), np.full(D, 10.0)])
+    from stream.core.model import transform
+
+    # centroids around where a customer without events lands (identity scaling)
+    z0 = np.asarray(transform(vector(CustomerState(last_ts=0, first_ts=0, t0=0), 0)))
+    old = z0 + np.array([np.zeros(D), np.full(D, 0.3), np.full(D, 10.0)])
+    new = z0 + np.array([np.full(D, 0.1), np.full(D, 10.0)])
     m = match_segments([1, 2, 3], old, new, next_id=4, max_distance=2.0)
     assert m.merges == {2: 1} and m.ids == [1, 3]
 
