@@ -121,7 +121,7 @@ class Scorer:
         happen (a model update alone moves nobody whose behaviour did not change). A move to a
         segment the previous model did not have (born or split off) goes ahead; its reason is
         ``model_update`` unless the previous model would have moved the customer out of their
-        segment too.
+        segment too (or the customer's own drift detector fired: ``customer_drift``).
         """
         cm = self.compile(model)
         if d is None:
@@ -148,13 +148,14 @@ class Scorer:
             if best != cur_idx and (normal or drift_move) and confirm is not None:
                 old_cm, old_d = confirm
                 i, j = old_cm.index.get(cm.ids[best]), old_cm.index.get(cur.segment_id)
-                need = (1.0 - self.margin / 2) if urgent else keep
                 if i is not None and j is not None:
+                    need = (1.0 - self.margin / 2) if urgent else keep
                     normal = drift_move = bool(old_d[row, i] < need * old_d[row, j])
                 elif (
-                    i is None
+                    not urgent
+                    and i is None
                     and j is not None
-                    and not bool((old_d[row] < need * old_d[row, j]).any())
+                    and not bool((old_d[row] < keep * old_d[row, j]).any())
                 ):
                     why = "model_update"  # only the segment this model added calls them
             if best != cur_idx and (normal or drift_move):

@@ -39,8 +39,8 @@ Average order value used to be log1p of 0 for a customer without orders: the cus
 persona that seldom buys sat at 0 or, after a single order, about 4 log units away (some 2.5
 standard deviations), and k-means gave the with-an-order half of e-mail browsers to the coupon
 buyers. Shrunk towards a typical order (end to end, trainer included, two simulated streams and
-three trainer seeds): spurious segment changes 0.195–0.206 → 0.137–0.172 and 0.186–0.194 →
-0.137–0.139 per stable customer per 30 days, ARI .918–.923 → .926–.928 and .892–.901 →
+four trainer seeds): spurious segment changes 0.195–0.206 → 0.137–0.172 and 0.186–0.194 →
+0.133–0.139 per stable customer per 30 days, ARI .918–.923 → .926–.929 and .892–.901 →
 .909–.912, lapses followed about a day sooner, migrations as before.
 
 >>> import numpy as np

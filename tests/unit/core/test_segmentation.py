@@ -237,6 +237,10 @@ def test_a_move_into_a_segment_the_model_added_says_model_update() -> None:
     moved = sc.decide_many(v2, z, placed, [DAY_MS, DAY_MS], confirm=confirm)
     assert [(m.segment_id, m.reason) for m in moved if m is not None] == [
         (3, "model_update"), (3, "behaviour")]  # fmt: skip
+    # a customer whose own drift detector fired says so, wherever they go
+    [drifted] = sc.decide_many(v2, z[:1], placed[:1], [DAY_MS], drifted=[True],
+                               confirm=(confirm[0], confirm[1][:1]))  # fmt: skip
+    assert drifted is not None and (drifted.segment_id, drifted.reason) == (3, "customer_drift")
     # without a previous model to ask, nothing says the model did it
     alone = sc.decide_many(v2, z, placed, [DAY_MS, DAY_MS])
     assert [(m.segment_id, m.reason) for m in alone if m is not None] == [
