@@ -27,10 +27,10 @@ def test_a_half_sigma_rise_in_fit_distance_is_caught_within_a_few_hundred_values
     fit = ModelFit()
     for t in range(2000):
         assert fit.update(rng.gauss(3.0, 1.0), t) is None  # stationary: no alarm
-    hits = [t for t in range(2000, 3000) if fit.update(rng.gauss(3.5, 1.0), t)]
-    assert hits and hits[0] - 2000 <= 400
-    first = fit.update  # the detection reports the rise
-    assert first is not None
+    hits = [(t, d) for t in range(2000, 3000) if (d := fit.update(rng.gauss(3.5, 1.0), t))]
+    assert hits and hits[0][0] - 2000 <= 400
+    first = hits[0][1]  # the detection reports the rise
+    assert first.after > first.before
 
 
 def test_model_fit_reports_the_rise_and_ignores_a_better_fit() -> None:
