@@ -26,9 +26,10 @@ from stream.core.space import transform, transform_many
 
 __all__ = ["Z_CLIP", "MicroSegment", "Segment", "SegmentModel", "transform", "transform_many"]
 
-ENCODING_VERSION = 3
-"""Version 3: average order value shrunk towards a typical order (`stream.core.space`); version
-2: coordinates in `stream.core.space` first; version 1: log1p of counts, nothing else."""
+ENCODING_VERSION = 4
+"""Version 4: the pace weighting of `stream.core.space` counts touches, not events; version 3:
+average order value shrunk towards a typical order; version 2: coordinates in
+`stream.core.space` first; version 1: log1p of counts, nothing else."""
 
 Z_CLIP = 3.0
 """Scaled coordinates are clipped to ±Z_CLIP, so one extreme customer cannot claim a segment."""

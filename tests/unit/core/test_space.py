@@ -15,14 +15,14 @@ from stream.core.state import CustomerState
 COL = {n: i for i, n in enumerate(NAMES)}
 
 
-def _steady(days: int, per_day: int = 2, quiet_days: float = 0.0) -> list[float]:
-    """The catalogue vector of a customer with the same daily purchases for ``days`` days,
-    ``quiet_days`` after the last one."""
+def _steady(days: int, per_day: int = 2, quiet_days: float = 0.0, every: int = 1) -> list[float]:
+    """The catalogue vector of a customer with the same purchases every ``every`` days for
+    ``days`` days, ``quiet_days`` after the last one."""
     from stream.core.events import parse_event
 
     s = CustomerState()
     start = 1_700_000_000_000
-    for d in range(days):
+    for d in range(0, days, every):
         for k in range(per_day):
             ev = parse_event(
                 f'{{"event_id":"e{d}-{k}","customer_id":"c","type":"purchase","order_id":"o",'
@@ -85,13 +85,14 @@ def test_overdue_events_grows_with_silence_at_the_customers_own_pace() -> None:
 
 
 def test_counts_fade_once_a_silence_is_long_for_the_customers_own_pace() -> None:
-    def sessions(per_day: int, quiet_days: float) -> float:
-        return transform(_steady(40, per_day=per_day, quiet_days=quiet_days))[COL["purchases_30d"]]
+    def orders(quiet_days: float, per_day: int = 1, every: int = 1) -> float:
+        v = _steady(42, per_day=per_day, quiet_days=quiet_days, every=every)
+        return transform(v)[COL["purchases_30d"]]
 
-    # active: a day's quiet changes nothing beyond the sums' own decay
-    assert sessions(4, 1.0) == pytest.approx(sessions(4, 0.0), abs=0.05)
-    # two weeks of silence are long for four orders a day (40 missed), not for one (10 missed):
-    # the calm customer's coordinate falls only by the sums' decay
-    busy_drop = sessions(4, 0.0) - sessions(4, 14.0)
-    calm_drop = sessions(1, 0.0) - sessions(1, 14.0)
-    assert busy_drop > 2.0 > 0.7 > calm_drop
+    # active: half a day's quiet (2 touches missed at 4 a day) changes nothing beyond decay
+    assert orders(0.5, per_day=4) == pytest.approx(orders(0.0, per_day=4), abs=0.05)
+    # two weeks of silence are long for an order a day (14 touches missed), not for one a week
+    # (2 missed): the weekly customer's coordinate falls only by the sums' own decay
+    daily_drop = orders(0.0) - orders(14.0)
+    weekly_drop = orders(0.0, every=7) - orders(14.0, every=7)
+    assert daily_drop > 2.0 > 0.7 > weekly_drop
