@@ -12,6 +12,9 @@ differences (e.g. "High-value app loyalists", "Coupon-driven occasional buyers",
 >>> z.update(recency_activity_days=1.8, purchases_30d=-0.9, sessions_30d=-0.8)
 >>> describe(z)["name"], describe(z)["action"]
 ('Lapsed', 'win-back offer with a time limit')
+>>> z.update(share_web=0.9)
+>>> describe(z)["name"]
+'Lapsed web customers'
 """
 
 from __future__ import annotations
@@ -80,8 +83,11 @@ def describe(z: dict[str, float]) -> dict[str, Any]:
     """Name, traits, value tier and suggested action of a centroid given as feature → z-score."""
     tier = _tier(z)
     activity = z["sessions_30d"] + z["purchases_30d"] + z["email_open_rate_30d"]
+    chans = [(z[f], word) for f, word in _CHANNELS if z[f] > NOTABLE]
     if z["recency_activity_days"] > STRONG and activity < 0:
-        name = "Lapsed"
+        # A channel still tells lapsed customers apart (a churn wave from one channel may
+        # form a segment of its own): the win-back goes out where they used to come.
+        name = f"Lapsed {max(chans)[1]} customers" if chans else "Lapsed"
     else:
         parts = []
         if tier == "high":
@@ -91,7 +97,6 @@ def describe(z: dict[str, float]) -> dict[str, Any]:
         mods = [(z[f], word) for f, word in _MODIFIERS if z[f] > STRONG]
         if mods:
             parts.append(max(mods)[1])
-        chans = [(z[f], word) for f, word in _CHANNELS if z[f] > NOTABLE]
         if chans:
             parts.append(max(chans)[1])
         parts.append(_noun(z))
