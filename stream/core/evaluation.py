@@ -5,7 +5,7 @@ simulator's truth file, and reports:
 
 * **ARI / NMI** of every customer's final segment against their final planted persona, and the
   same for a batch k-means on the same final features (the offline optimum, best of ``n_init``
-  seeds by inertia) with as many segments as the run ended with (``n_segments`` if it assigned
+  seeds by inertia, then `stream.core.kmeans.improve`) with as many segments as the run ended with (``n_segments`` if it assigned
   nobody), so a segment born on the way is compared like for like;
 * **migrations**: of customers whose persona switched at least ``min_observe_days`` before the
   end, the share whose segment changed after the switch (``recall``) and the share that moved to
@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stream.core.features import DAY_MS
-from stream.core.kmeans import best_kmeans
+from stream.core.kmeans import best_kmeans, improve
 from stream.core.model import Z_CLIP, transform_many
 from stream.core.outputs import parse_rfc3339_ms
 from stream.core.space import STD_FLOOR
@@ -80,11 +80,14 @@ def batch_kmeans(
     features: NDArray[np.float64], k: int, seed: int = 42, n_init: int = 10
 ) -> list[int]:
     """The offline optimum: k-means over all customers' final features, scaled like the model
-    (transform, population standardisation, clipping), best of ``n_init`` seeds."""
+    (transform, population standardisation, clipping), best of ``n_init`` seeds, then searched
+    out of a poor local optimum as the trainer's are (`stream.core.kmeans.improve`): a baseline
+    stuck in one would make the comparison easy."""
     x = transform_many(features)
     z = np.clip((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), STD_FLOOR), -Z_CLIP, Z_CLIP)
-    _, labels = best_kmeans(z, np.ones(len(z)), k, seed, n_init=n_init)
-    return labels
+    w = np.ones(len(z))
+    centroids, _ = best_kmeans(z, w, k, seed, n_init=n_init)
+    return improve(z, w, centroids, seed)[1]
 
 
 def evaluate(
