@@ -6,6 +6,10 @@ keep their ids; ids are never reused. What is left over is explained with a tran
 much of each old segment's mass (its micro-clusters or members, weighted) now lies nearest each
 new centroid:
 
+* an unmatched old and an unmatched new segment that hold most of each other's mass (more than
+  half of the old one's went to the new one, and more than half of the new one's came from it)
+  are the same segment, moved farther than ``max_distance``: it keeps its id (a newborn
+  segment's centroid moves fast while its members' features fill up);
 * an unmatched new segment that received at least ``share`` of a matched old segment's mass is a
   **split** of that segment (old → [old, new]);
 * an unmatched old segment that sent at least ``share`` of its mass to one matched new segment is
@@ -158,6 +162,15 @@ def match_segments(
     if transfer is None:
         transfer = transfer_matrix(old, np.ones(n_old), list(range(n_old)), n_old, new)
     row_mass = transfer.sum(axis=1) if n_old else np.zeros(0)
+    col_mass = transfer.sum(axis=0) if n_old else np.zeros(n_new)
+    free_old = [i for i in range(n_old) if old_ids[i] not in result.kept]
+    moved = sorted(
+        ((-float(transfer[i, j]), i, j) for i in free_old for j in range(n_new) if ids[j] is None
+         if transfer[i, j] > 0.5 * row_mass[i] and transfer[i, j] > 0.5 * col_mass[j]),
+    )  # fmt: skip
+    for _, i, j in moved:  # (at most one pair per row and per column can hold both majorities)
+        ids[j] = old_ids[i]
+        result.kept[old_ids[i]] = old_ids[i]
     matched_old = {old_ids.index(k) for k in result.kept}
     for j in range(n_new):
         if ids[j] is not None:

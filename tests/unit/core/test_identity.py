@@ -66,3 +66,21 @@ def test_a_merge_and_a_retirement() -> None:
     assert r.merges == {4: 3}
     assert r.retired == [5]
     assert r.born == [6]
+
+
+def test_a_segment_that_moved_far_but_kept_its_members_keeps_its_id() -> None:
+    # a newborn segment's members fill their features up: its centroid moves farther than the
+    # match distance, but everything it held is still nearest it
+    old = np.array([[0.0, 0.0], [10.0, 0.0]])
+    points = np.array([[0.0, 0.0], [0.3, 0.0], [10.0, 0.0], [10.5, 0.0]])
+    new = np.array([[0.1, 0.0], [14.0, 0.0]])
+    t = transfer_matrix(points, np.ones(4), [0, 0, 1, 1], 2, new)
+    r = match_segments([1, 2], old, new, next_id=3, max_distance=2.0, transfer=t)
+    assert r.ids == [1, 2] and r.next_id == 3
+    assert not (r.born or r.retired or r.splits or r.merges)
+    # when most of what lies nearest the new centroid came from another segment, it is that
+    # segment's split, and the old segment is retired
+    points = np.array([[0.0, 0.0], [0.3, 0.0], [10.0, 0.0], [13.0, 0.0], [13.5, 0.0]])
+    t = transfer_matrix(points, np.ones(5), [0, 0, 1, 0, 0], 2, new)
+    r = match_segments([1, 2], old, new, next_id=3, max_distance=2.0, transfer=t)
+    assert r.ids == [1, 3] and r.splits == {1: [1, 3]} and r.retired == [2] and not r.born
