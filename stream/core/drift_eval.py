@@ -7,8 +7,9 @@ simulator's truth file and reports:
   churn wave's day, the emerging persona's first day) with the delay in days of event time of
   the first model-fit or segment detection;
 * **births**: each segment born after the emerging persona's start, with its birth time and,
-  ``purity_days`` after the start, its size and the share of its members who are of the
-  emerging persona (members reconstructed from the changes up to that time).
+  ``purity_days`` after the start (after its birth, if it was born later: ``checked_days``
+  says when), its size and the share of its members who are of the emerging persona (members
+  reconstructed from the changes up to that time).
 
 >>> truth = {"parameters": {"start": "2025-01-01T00:00:00.000Z", "emerge_day": 1},
 ...          "emerging": {"persona": "new"}, "customers": [
@@ -22,6 +23,12 @@ simulator's truth file and reports:
 >>> r = drift_report(ev, ch, truth)
 >>> r["emergence"]["first_detection_delay_days"], r["births"][0]["emerging_share"]
 (0.5, 1.0)
+>>> ev.append({"kind": "segment_born", "event_time": "2025-01-20T00:00:00.000Z", "segment_ids": [8]})
+>>> ch.append({"customer_id": "b", "version": 1, "event_time": "2025-01-21T00:00:00.000Z",
+...            "current": {"segment_id": 8}})
+>>> [(b["checked_days"], b["members_at_check"], b["emerging_share"])
+...  for b in drift_report(ev, ch, truth)["births"]]
+[(7.0, 1, 1.0), (25.0, 1, 0.0)]
 """
 
 from __future__ import annotations
@@ -75,18 +82,21 @@ def drift_report(
     emerge = start + int(params["emerge_day"]) * DAY_MS
     out["emergence"] = {"day": params["emerge_day"], **_after(detections, emerge)}
     persona = {c["customer_id"]: c["persona_end"] for c in truth["customers"]}
-    check = emerge + int(purity_days * DAY_MS)
-    members = _members_at(changes, check)
+    window = int(purity_days * DAY_MS)
     births = []
     for e in events:
-        if e["kind"] != "segment_born" or parse_rfc3339_ms(e["event_time"]) < emerge:
+        born = parse_rfc3339_ms(e["event_time"])
+        if e["kind"] != "segment_born" or born < emerge:
             continue
+        # a segment born after the emergence's check gets its own week
+        check = emerge + window if born <= emerge + window else born + window
         sid = e["segment_ids"][0]
-        who = [c for c, s in members.items() if s == sid]
+        who = [c for c, s in _members_at(changes, check).items() if s == sid]
         hits = sum(1 for c in who if persona.get(c) == truth["emerging"]["persona"])
         births.append({
             "segment_id": sid,
-            "born_days_after_start": round((parse_rfc3339_ms(e["event_time"]) - emerge) / DAY_MS, 2),
+            "born_days_after_start": round((born - emerge) / DAY_MS, 2),
+            "checked_days": round((check - emerge) / DAY_MS, 2),
             "members_at_check": len(who),
             "emerging_share": round(hits / len(who), 4) if who else None,
         })  # fmt: skip
