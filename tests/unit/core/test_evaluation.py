@@ -1,12 +1,18 @@
-"""The evaluation's movement figures on a hand-made history (`stream.core.evaluation`)."""
+"""The evaluation's movement figures on a hand-made history, and its batch baseline
+(`stream.core.evaluation`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from stream.core.evaluation import evaluate
+import numpy as np
+
+from stream.core.evaluation import adjusted_rand, batch_kmeans, evaluate
 from stream.core.features import DAY_MS, NAMES
+from stream.core.kmeans import best_kmeans
+from stream.core.model import Z_CLIP
 from stream.core.outputs import rfc3339_ms
+from stream.core.space import STD_FLOOR, transform_many
 
 START = 1_736_121_600_000  # 2025-01-06T00:00:00Z
 
@@ -44,3 +50,26 @@ def test_spurious_counts_segment_changes_of_stable_customers_after_warmup_by_rea
     assert spurious["by_reason"] == {"behaviour": 1, "model_update": 1}
     # exposure: 30 days after the 30-day warm-up for each of the two customers
     assert spurious["per_customer_per_30_days"] == 1.0
+
+
+def test_the_batch_baseline_is_searched_out_of_a_poor_local_optimum() -> None:
+    # four groups of customers by orders and sessions, and a small far one
+    rng = np.random.default_rng(0)
+    rows, truth = [], []
+    for g, (orders, sessions, n) in enumerate(
+        [(2, 2, 40), (2, 20, 40), (20, 2, 40), (20, 20, 40), (200, 200, 8)]
+    ):
+        for _ in range(n):
+            v = np.zeros(len(NAMES))
+            v[NAMES.index("tenure_days")] = 365.0
+            v[NAMES.index("purchases_30d")] = orders * rng.lognormal(0.0, 0.1)
+            v[NAMES.index("sessions_30d")] = sessions * rng.lognormal(0.0, 0.1)
+            rows.append(v)
+            truth.append(g)
+    x = np.asarray(rows)
+    z = transform_many(x)
+    z = np.clip((z - z.mean(axis=0)) / np.maximum(z.std(axis=0), STD_FLOOR), -Z_CLIP, Z_CLIP)
+    # k-means from this one seed ends with two groups in one segment and one split in two
+    _, stuck = best_kmeans(z, np.ones(len(z)), 5, seed=5, n_init=1)
+    assert adjusted_rand(stuck, truth) < 0.9
+    assert adjusted_rand(batch_kmeans(x, 5, seed=5, n_init=1), truth) == 1.0
