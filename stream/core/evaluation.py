@@ -5,8 +5,9 @@ simulator's truth file, and reports:
 
 * **ARI / NMI** of every customer's final segment against their final planted persona, and the
   same for a batch k-means on the same final features (the offline optimum, best of ``n_init``
-  seeds by inertia, then `stream.core.kmeans.improve`) with as many segments as the run ended with (``n_segments`` if it assigned
-  nobody), so a segment born on the way is compared like for like;
+  seeds by inertia, then `stream.core.kmeans.improve`) with as many segments as the run ended
+  with (``n_segments`` if it assigned nobody), so a segment born on the way is compared like
+  for like;
 * **migrations**: of customers whose persona switched at least ``min_observe_days`` before the
   end, the share whose segment changed after the switch (``recall``) and the share that moved to
   the segment where their new persona's stable customers end up (``recall_to_target``), with the

@@ -164,13 +164,12 @@ def match_segments(
     row_mass = transfer.sum(axis=1) if n_old else np.zeros(0)
     col_mass = transfer.sum(axis=0) if n_old else np.zeros(n_new)
     free_old = [i for i in range(n_old) if old_ids[i] not in result.kept]
-    moved = sorted(
-        ((-float(transfer[i, j]), i, j) for i in free_old for j in range(n_new) if ids[j] is None
-         if transfer[i, j] > 0.5 * row_mass[i] and transfer[i, j] > 0.5 * col_mass[j]),
-    )  # fmt: skip
-    for _, i, j in moved:  # (at most one pair per row and per column can hold both majorities)
-        ids[j] = old_ids[i]
-        result.kept[old_ids[i]] = old_ids[i]
+    for i in free_old:  # a row and a column each hold a majority with one partner at most
+        for j in range(n_new):
+            mass = float(transfer[i, j])
+            if ids[j] is None and mass > 0.5 * row_mass[i] and mass > 0.5 * col_mass[j]:
+                ids[j] = old_ids[i]
+                result.kept[old_ids[i]] = old_ids[i]
     matched_old = {old_ids.index(k) for k in result.kept}
     for j in range(n_new):
         if ids[j] is not None:
