@@ -147,12 +147,13 @@ _RECENCY, _OPEN_RATE, _SENT = (
 )  # fmt: skip
 
 
-def missed_touches(x: Array) -> Array:
+def missed_touches(x: Array, observed: Array | None = None) -> Array:
     """Per row of catalogue vectors: the touches (sessions, orders, e-mails opened) the
     customer's pace before their current silence expects in it.
 
     The pace is their 30-day touches as of their last event (the decayed sums grown back by the
-    silence, ``e^(recency/30)``) per day, corrected for tenure like the counts.
+    silence, ``e^(recency/30)``) per day, corrected for tenure like the counts (``observed``:
+    the rows' ``1 − e^(−tenure/30)``, if the caller has it).
 
     >>> v = np.zeros((1, len(NAMES)))
     >>> v[0, _I["sessions_30d"]], v[0, _I["tenure_days"]] = 30 * np.exp(-10 / 30), 365
@@ -163,7 +164,8 @@ def missed_touches(x: Array) -> Array:
     recency = np.clip(x[:, _RECENCY], 0.0, 365.0)
     touches = np.maximum(x[:, _TOUCH_COUNTS], 0.0).sum(axis=1)
     touches += np.clip(x[:, _OPEN_RATE], 0.0, 1.0) * np.maximum(x[:, _SENT], 0.0)
-    observed = -np.expm1(-np.maximum(x[:, _I["tenure_days"]], 0.5) / 30.0)
+    if observed is None:
+        observed = -np.expm1(-np.maximum(x[:, _I["tenure_days"]], 0.5) / 30.0)
     out: Array = recency * touches * np.exp(recency / 30.0) / (30.0 * observed)
     return out
 
@@ -177,10 +179,9 @@ def transform_many(x: Array) -> Array:
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros_like(x)
     tenure = np.maximum(x[:, _I["tenure_days"]], 0.5)
-    alive = np.exp(-np.maximum(missed_touches(x) - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
-    out[:, _C30] = np.log1p(
-        np.maximum(x[:, _C30], 0.0) * (alive / -np.expm1(-tenure / 30.0))[:, None]
-    )
+    observed = -np.expm1(-tenure / 30.0)
+    alive = np.exp(-np.maximum(missed_touches(x, observed) - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
+    out[:, _C30] = np.log1p(np.maximum(x[:, _C30], 0.0) * (alive / observed)[:, None])
     out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / -np.expm1(-tenure / 7.0))[:, None])
     n = np.maximum(x[:, _EVIDENCE], 0.0)
     out[:, _RATES] = (x[:, _RATES] * n + _PRIOR_MASS) / (n + _PSEUDO)
