@@ -120,7 +120,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from stream.evaluate import run_evaluate
 
-    result = run_evaluate(args.files, args.truth, args.out, args.segments)
+    result = run_evaluate(args.files, args.truth, args.out, args.segments, args.warmup_days)
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
     ev.add_argument("--segments", type=int, default=None,
                     help="number of segments (default MICROSEG_SEGMENTS)")  # fmt: skip
+    ev.add_argument("--warmup-days", type=float, default=30.0,
+                    help="spurious changes are counted after this many days (default 30)")  # fmt: skip
     ev.set_defaults(func=_evaluate)
     return p
 

@@ -21,9 +21,16 @@ from stream.replay import run_offline
 
 
 def run_evaluate(
-    events: list[Path], truth: Path, out: Path, segments: int | None = None
+    events: list[Path],
+    truth: Path,
+    out: Path,
+    segments: int | None = None,
+    warmup_days: float = 30.0,
 ) -> dict[str, Any]:
-    """Replay ``events`` offline into ``out``, evaluate against ``truth``; return the report."""
+    """Replay ``events`` offline into ``out``, evaluate against ``truth`` (spurious changes
+    counted after ``warmup_days``); return the report."""
+    if not warmup_days >= 0:
+        raise ReplayError(f"the warm-up must be 0 days or more, not {warmup_days}")
     if not truth.is_file():
         raise ReplayError(f"no such truth file: {truth}")
     answer = json.loads(truth.read_text())
@@ -34,7 +41,7 @@ def run_evaluate(
     for line in (out / "features.jsonl").open("rb"):
         row = json.loads(line)
         features[row["customer_id"]] = [row["features"][k] for k in NAMES]
-    result = evaluate(changes, features, answer, settings.segments)
+    result = evaluate(changes, features, answer, settings.segments, warmup_days)
     lifecycle = [json.loads(line) for line in (out / "segment-events.jsonl").open("rb")]
     result["drift"] = drift_report(lifecycle, changes, answer)
     result["replay"] = {"lines": report["counts"].get("lines", 0), "out": str(out)}

@@ -11,13 +11,16 @@ simulator's truth file, and reports:
 * **migrations**: of customers whose persona switched at least ``min_observe_days`` before the
   end, the share whose segment changed after the switch (``recall``) and the share that moved to
   the segment where their new persona's stable customers end up (``recall_to_target``), with the
-  median delay in days of event time of the latter;
+  median delay in days of event time of the latter; the same per flow (``by_flow``, e.g.
+  ``store_regular->lapsed``: which kinds of change the segmentation follows slowly);
 * **lapses**: the same for customers who go silent (move to any other segment after their last
-  event);
+  event), per persona they went silent from;
 * **spurious changes**: segment changes (not micro-segment) of stable customers — same persona
   throughout, never silent — after a warm-up, per customer per 30 days; also counted by the
   change's ``reason`` (``by_reason``: the moves a model update forced, ``model_update`` and
-  ``segment_retired``, apart from ``behaviour`` ones).
+  ``segment_retired``, apart from ``behaviour`` ones) and by persona (``by_persona``, each with
+  its own rate). ``warmup_days`` sets the warm-up: decayed features take about two horizons
+  (60 days) to fill, and the rate is lower once they have.
 
 >>> adjusted_rand([0, 0, 1, 1], ["a", "a", "b", "b"]), adjusted_rand([0, 1, 0, 1], [0, 0, 1, 1])
 (1.0, -0.5)
@@ -141,34 +144,34 @@ def evaluate(
                     delay = (t - since) / DAY_MS
         return anymove, delay
 
-    def movement(rows: list[tuple[str, int, str]]) -> dict[str, Any]:
-        got = [moves(cid, since, home.get(to)) for cid, since, to in rows]
-        delays = [d for _, d in got if d is not None]
-        return {
-            "customers": len(rows),
-            "recall": round(sum(a for a, _ in got) / len(rows), 4) if rows else None,
-            "recall_to_target": round(len(delays) / len(rows), 4) if rows else None,
-            "median_delay_days": round(statistics.median(delays), 2) if delays else None,
-        }
+    def movement(rows: list[tuple[str, int, str, str]]) -> dict[str, Any]:
+        got = [moves(cid, since, home.get(to)) for cid, since, to, _ in rows]
+        flows: dict[str, list[tuple[bool, float | None]]] = {}
+        for (_, _, to, start), g in zip(rows, got, strict=True):
+            flows.setdefault(f"{start}->{to}", []).append(g)
+        return {**_moved(got), "by_flow": {f: _moved(flows[f]) for f in sorted(flows)}}
 
-    migrants = [(c, p["migration"]["switch_ms"], p["migration"]["to"])
+    migrants = [(c, p["migration"]["switch_ms"], p["migration"]["to"], p["persona_start"])
                 for c, p in people.items() if p.get("migration")
                 and p["migration"]["switch_ms"] <= end_ms - observe and c in history]  # fmt: skip
-    lapses = [(c, p["active_until_ms"], "lapsed") for c, p in people.items()
+    lapses = [(c, p["active_until_ms"], "lapsed", p["persona_start"]) for c, p in people.items()
               if p.get("active_until_ms") and p["active_until_ms"] <= end_ms - observe
               and c in history]  # fmt: skip
     warm = start_ms + int(warmup_days * DAY_MS)
     spurious: Counter[str] = Counter()  # by reason
-    exposure_days = 0.0
+    by_persona: dict[str, list[float]] = {}  # persona → [changes, exposure days]
     for cid in stable:
         since = max(warm, people[cid]["joined_ms"] + observe)
         if since >= end_ms:
             continue
-        exposure_days += (end_ms - since) / DAY_MS
+        tally = by_persona.setdefault(people[cid]["persona_end"], [0.0, 0.0])
+        tally[1] += (end_ms - since) / DAY_MS
         h = history[cid]
         for (t, seg), (_, prev), why in zip(h[1:], h, reasons[cid][1:], strict=False):
             if t >= since and seg != prev and prev:
                 spurious[why] += 1
+                tally[0] += 1
+    exposure_days = sum(days for _, days in by_persona.values())
     n_spurious = spurious.total()
     return {
         "customers": len(cids),
@@ -190,8 +193,23 @@ def evaluate(
             if exposure_days
             else None,
             "warmup_days": warmup_days,
+            "by_persona": {
+                p: {"changes": int(n), "per_customer_per_30_days": round(n / days * 30, 4)}
+                for p, (n, days) in sorted(by_persona.items())
+            },
         },
         "changes": len(changes),
+    }
+
+
+def _moved(got: list[tuple[bool, float | None]]) -> dict[str, Any]:
+    """Recall (any move), recall to the target segment and median delay of ``moves`` results."""
+    delays = [d for _, d in got if d is not None]
+    return {
+        "customers": len(got),
+        "recall": round(sum(a for a, _ in got) / len(got), 4) if got else None,
+        "recall_to_target": round(len(delays) / len(got), 4) if got else None,
+        "median_delay_days": round(statistics.median(delays), 2) if delays else None,
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream.core.evaluation import adjusted_rand, normalized_mutual_info
+from stream.errors import ReplayError
 from stream.evaluate import run_evaluate
 from stream.simulate import run_simulate
 
@@ -44,6 +45,12 @@ def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> N
     assert first["settings"]["segments"] == 8
     answer = json.loads(truth.read_text())
     assert len(answer["customers"]) == 400
+
+
+def test_a_negative_warm_up_is_refused_before_any_replay(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="warm-up"):
+        run_evaluate([tmp_path / "none.jsonl"], tmp_path / "none.json", tmp_path / "o", None, -1)
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_agreement_measures() -> None:

@@ -73,3 +73,59 @@ def test_the_batch_baseline_is_searched_out_of_a_poor_local_optimum() -> None:
     _, stuck = best_kmeans(z, np.ones(len(z)), 5, seed=5, n_init=1)
     assert adjusted_rand(stuck, truth) < 0.9
     assert adjusted_rand(batch_kmeans(x, 5, seed=5, n_init=1), truth) == 1.0
+
+
+def _migrant(cid: str, start: str, end: str, switch_day: float) -> dict[str, Any]:
+    return {**_person(cid, start), "persona_end": end,
+            "migration": {"from": start, "to": end, "switch_ms": START + int(switch_day * DAY_MS)}}  # fmt: skip
+
+
+def test_movement_and_spurious_changes_are_broken_down_by_flow_and_persona() -> None:
+    lapser = {**_person("l1", "p"), "persona_end": "lapsed",
+              "active_until_ms": START + 30 * DAY_MS}  # fmt: skip
+    truth = {
+        "parameters": {"start": rfc3339_ms(START), "end": rfc3339_ms(START + 60 * DAY_MS)},
+        "customers": [_person("s1", "p"), _person("s2", "q"), _person("s3", "q"),
+                      _migrant("m1", "p", "q", 40), _migrant("m2", "p", "q", 40),
+                      _migrant("m3", "q", "p", 40), lapser],
+    }  # fmt: skip
+    changes = [
+        _change("s1", 1, 1, 1, 1, "new_customer"),
+        _change("s1", 2, 35, 2, 2, "behaviour"),  # out of the home segment and back: 2
+        _change("s1", 3, 40, 1, 1, "behaviour"),
+        _change("s2", 1, 1, 2, 2, "new_customer"),
+        _change("s3", 1, 1, 2, 2, "new_customer"),
+        _change("m1", 1, 1, 1, 1, "new_customer"),
+        _change("m1", 2, 45, 2, 2, "behaviour"),  # reaches q's segment after 5 days
+        _change("m2", 1, 1, 1, 1, "new_customer"),  # never moves
+        _change("m3", 1, 1, 2, 2, "new_customer"),
+        _change("m3", 2, 43, 3, 3, "behaviour"),  # moves, but not yet where p's customers are
+        _change("m3", 3, 47, 1, 1, "behaviour"),
+        _change("l1", 1, 1, 1, 1, "new_customer"),
+        _change("l1", 2, 38, 3, 3, "behaviour"),  # the lapsed segment, 8 days after going silent
+    ]
+    features = {c["customer_id"]: [1.0] * len(NAMES) for c in truth["customers"]}
+    report = evaluate(changes, features, truth, n_segments=3)
+    flows = report["migrations"]["by_flow"]
+    assert flows["p->q"] == {"customers": 2, "recall": 0.5, "recall_to_target": 0.5,
+                             "median_delay_days": 5.0}  # fmt: skip
+    assert flows["q->p"] == {"customers": 1, "recall": 1.0, "recall_to_target": 1.0,
+                             "median_delay_days": 7.0}  # fmt: skip
+    assert report["migrations"]["median_delay_days"] == 6.0
+    assert report["lapses"]["by_flow"] == {
+        "p->lapsed": {
+            "customers": 1,
+            "recall": 1.0,
+            "recall_to_target": 1.0,
+            "median_delay_days": 8.0,
+        }
+    }
+    spurious = report["spurious"]
+    assert spurious["by_persona"] == {
+        "p": {"changes": 2, "per_customer_per_30_days": 2.0},
+        "q": {"changes": 0, "per_customer_per_30_days": 0.0},
+    }
+    assert spurious["per_customer_per_30_days"] == round(2 / 90 * 30, 4)
+    # a longer warm-up leaves out the move made before it
+    later = evaluate(changes, features, truth, n_segments=3, warmup_days=38)["spurious"]
+    assert later["by_persona"]["p"] == {"changes": 1, "per_customer_per_30_days": 1.3636}
