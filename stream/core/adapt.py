@@ -8,7 +8,8 @@ are live it also tries at every publish without such a cue, accepting only a new
 squared distance, beyond ``min_distance``) and at ``tries`` seeded draws where the samples are
 worst served (D² sampling), refines all ``k + 1`` on the samples from each start, keeps the
 lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
-weight and the weighted inertia falls by ``gain``. `retire` drops segments holding less than
+weight and the weighted inertia falls by ``gain`` — or, with ``far``, the best fit whose newborn
+ends farther still from every segment passes looser bounds. `retire` drops segments holding less than
 ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
 stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
 / merged against the previous version.
@@ -24,6 +25,17 @@ stable-identity matching (`stream.core.identity`) then labels the result born / 
 True
 >>> retire(pts, w, grown[0], grown[1], retire_share=0.3, min_k=2, seed=1)[0].round(1).tolist()
 [[0.1, 0.0], [6.8, 2.8]]
+
+A small region (5 % of the weight) far from both segments: born only under the ``far`` test.
+
+>>> pts = np.asarray([[0.0, 0.0], [0.2, 0.0], [5.0, 0.0], [5.2, 0.0], [0.0, 8.0], [0.2, 8.0]])
+>>> w, c = np.asarray([10.0, 10.0, 10.0, 10.0, 1.0, 1.0]), np.asarray([[0.1, 0.7], [5.1, 0.0]])
+>>> grow(pts, w, c, seed=1, birth_share=0.1, gain=0.1, min_distance=2.0) is None
+True
+>>> grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(5.0, 0.02, 0.1))[0].round(1).tolist()
+[[0.1, 0.0], [0.1, 8.0], [5.1, 0.0]]
+>>> grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(8.0, 0.02, 0.1)) is None  # 7.3 away: not far enough
+True
 """
 
 from __future__ import annotations
@@ -49,21 +61,26 @@ def grow(
     seeds: tuple[Array, Array] | None = None,
     tries: int = 8,
     apart: float = 0.0,
+    far: tuple[float, float, float] | None = None,
 ) -> tuple[Array, list[int]] | None:
     """``k + 1`` centroids with a newborn segment, or None if no dense new region pays.
 
     ``seeds`` (points and weights, e.g. River's micro-clusters over the same data) are where
     the newborn may start: density is in their weights. By default ``points`` themselves.
     ``apart``: how far (scaled distance) the newborn must end from every current centroid.
+    ``far``: ``(distance, share, gain)``, a second test for when the best fit fails the first:
+    the best fit whose newborn ends at least ``distance`` from every current centroid may hold
+    as little as ``share`` and gain as little as ``gain`` (a region that far from every segment
+    needs less mass to be believed).
     """
     served, nearest_idx = nearest(points, centroids)
     labels = nearest_idx.tolist()
     cand, cand_w = (points, weights) if seeds is None else seeds
     d2 = nearest(cand, centroids)[0]
-    far = d2 > min_distance**2
-    if not far.any():
+    far_enough = d2 > min_distance**2
+    if not far_enough.any():
         return None
-    score = np.where(far, cand_w * d2, -1.0)
+    score = np.where(far_enough, cand_w * d2, -1.0)
     starts = [cand[int(score.argmax())]]
     # Also starts drawn where the data is worst served (D² sampling, seeded): the densest new
     # region need not hold the single farthest point.
@@ -71,24 +88,40 @@ def grow(
     rng = np.random.default_rng(seed)
     if pd2.sum() > 0:
         starts += [points[int(i)] for i in rng.choice(len(points), size=tries, p=pd2 / pd2.sum())]
-    best: tuple[float, Array, list[int]] | None = None
-    for start in starts:
-        tried = refit_with(points, weights, centroids, start, seed)
-        if best is None or tried[0] < best[0] - 1e-9:
-            best = tried
-    assert best is not None
-    _, c, new_labels = best
+    fits = [refit_with(points, weights, centroids, start, seed) for start in starts]
+    best = fits[0]
+    for fit in fits[1:]:
+        if fit[0] < best[0] - 1e-9:
+            best = fit
+    before = inertia(points, weights, centroids, labels)
+    got = _newborn(best, weights, centroids, birth_share, gain, apart, before)
+    if got is None and far is not None:
+        distance, share, far_gain = far
+        for fit in sorted(fits, key=lambda f: f[0]):  # stable: the first of equals first
+            got = _newborn(fit, weights, centroids, share, far_gain, distance, before)
+            if got is not None:
+                break
+    return got
+
+
+def _newborn(
+    fit: tuple[float, Array, list[int]],
+    weights: Array,
+    centroids: Array,
+    share: float,
+    gain: float,
+    apart: float,
+    before: float,
+) -> tuple[Array, list[int]] | None:
+    """A `refit_with` result if its newborn (the centroid farthest from every previous one)
+    holds ``share`` of the weight, ends ``apart`` from them and the inertia falls by ``gain``."""
+    after, c, new_labels = fit
     if len(set(new_labels)) < len(c):
         return None
     shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()
-    # the newborn: the centroid farthest from every previous one
     gaps = nearest(c, centroids)[0]
     born = int(gaps.argmax())
-    if shares[born] < birth_share or gaps[born] < apart**2:
-        return None
-    if inertia(points, weights, c, new_labels) > (1.0 - gain) * inertia(
-        points, weights, centroids, labels
-    ):
+    if shares[born] < share or gaps[born] < apart**2 or after > (1.0 - gain) * before:
         return None
     return c, new_labels
 

@@ -35,7 +35,8 @@ def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> N
     assert (tmp_path / "a" / "evaluation.json").is_file()
     assert (tmp_path / "a" / "segment-changes.jsonl").read_bytes() == (
         tmp_path / "b" / "segment-changes.jsonl").read_bytes()  # fmt: skip
-    assert first["customers"] == 400 and 2 <= first["segments"] <= 8
+    # 8 segments configured, room to grow by 2 (the emerging persona is born on the way)
+    assert first["customers"] == 400 and 2 <= first["segments"] <= 10
     # segments carry information about the personas (far above chance, which is ≈ 0)
     assert first["ari"] > 0.3 and first["nmi"] > 0.4
     assert first["batch_kmeans"]["ari"] > 0.3

@@ -216,6 +216,35 @@ def test_a_kind_of_customer_that_arrives_slowly_is_born_without_a_drift_cue(scou
             "model_published", "segment_born"]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("far_birth", "settle_days", "born"),
+    [((4.0, 0.01, 0.025), 7.0, True), (None, 7.0, False), ((4.0, 0.01, 0.025), 100.0, False)],
+)
+def test_a_far_region_below_the_birth_share_is_born_once_the_segments_have_settled(
+    far_birth: tuple[float, float, float] | None, settle_days: float, born: bool
+) -> None:
+    # One sample in forty (2.5 %, below the 3 % birth share) from a region far from both
+    # segments, a hundred samples a day: only the far test finds it, and only once the set of
+    # segments has stood for ``settle_days``.
+    rng = np.random.default_rng(5)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=300, warmup=400, seed=3,
+                 max_segments=3, adapt_samples=150, time_window=1000, drift_after_days=0,
+                 far_birth=far_birth, settle_days=settle_days)  # fmt: skip
+    models, found = [], []
+    for i in range(3600):
+        centre = 12.0 if i >= 1200 and i % 40 == 0 else [0.5, 6.0][i % 2]
+        m = tr.learn_one(_blob(rng, centre), i * (DAY_MS // 100))
+        models += [m] if m else []
+        found += tr.take_detections()
+    assert not found, "no drift cue"
+    assert len(models[-1].segments) == (3 if born else 2)
+    if born:
+        first = next(m for m in models if len(m.segments) == 3)
+        assert first.trained_at > 12 * DAY_MS  # after the region appeared
+        matching = next(h["matching"] for h in tr.history if h["version"] == first.version)
+        assert "segment_born" in [e.kind for e in lifecycle_events(first, matching)]
+
+
 def test_the_customer_lookup_lists_the_last_three_moves_newest_first() -> None:
     seg = Segmenter(Scorer(margin=0.0, min_dwell_days=0), holdout_share=0.0)
     seg.set_model(_model(1, [0.0, 3.0], [1, 2]))
