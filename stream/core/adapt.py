@@ -9,8 +9,8 @@ squared distance, beyond ``min_distance``) and at ``tries`` seeded draws where t
 worst served (D² sampling), refines all ``k + 1`` on the samples from each start, keeps the
 lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
 weight and the weighted inertia falls by ``gain`` — or, with ``far``, the best fit whose newborn
-ends farther still from every segment passes looser bounds. `retire` drops segments holding less than
-``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
+ends farther still from every segment passes looser bounds. `retire` drops segments holding less
+than ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
 stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
 / merged against the previous version.
 
