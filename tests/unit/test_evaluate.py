@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stream.cli import main
 from stream.core.evaluation import adjusted_rand, normalized_mutual_info
 from stream.errors import ReplayError
 from stream.evaluate import run_evaluate
@@ -48,9 +49,16 @@ def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> N
     assert len(answer["customers"]) == 400
 
 
-def test_a_negative_warm_up_is_refused_before_any_replay(tmp_path: Path) -> None:
+def test_a_negative_warm_up_is_refused_before_any_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(ReplayError, match="warm-up"):
         run_evaluate([tmp_path / "none.jsonl"], tmp_path / "none.json", tmp_path / "o", None, -1)
+    # the command line hands --warmup-days over, and says what to fix
+    argv = ["evaluate", str(tmp_path / "none.jsonl"), "--truth", str(tmp_path / "none.json"),
+            "--out", str(tmp_path / "o"), "--warmup-days", "-1"]  # fmt: skip
+    assert main(argv) == 2
+    assert "warm-up must be 0 days or more" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
