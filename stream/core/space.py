@@ -142,9 +142,17 @@ _LOG_AS_IS = np.asarray([_I[n] for n in ("recency_activity_days", "overdue_event
 _LOG_SHRUNK = np.asarray([_I[n] for n in ("avg_order_value_30d", "views_per_session_30d")])
 _RECENCY_PURCHASE = _I["recency_purchase_days"]
 _TOUCH_COUNTS = np.asarray([_I["sessions_30d"], _I["purchases_30d"]])
+_TENURE = _I["tenure_days"]
 _RECENCY, _OPEN_RATE, _SENT = (
     _I["recency_activity_days"], _I["email_open_rate_30d"], _I["emails_sent_30d"],
 )  # fmt: skip
+
+
+def _observed(x: Array, tau_days: float) -> Array:
+    """Per row: the share of a ``tau_days`` horizon the customer has been observed,
+    ``1 − e^(−tenure/τ)`` (tenure at least half a day)."""
+    out: Array = -np.expm1(-np.maximum(x[:, _TENURE], 0.5) / tau_days)
+    return out
 
 
 def missed_touches(x: Array, observed: Array | None = None) -> Array:
@@ -165,7 +173,7 @@ def missed_touches(x: Array, observed: Array | None = None) -> Array:
     touches = np.maximum(x[:, _TOUCH_COUNTS], 0.0).sum(axis=1)
     touches += np.clip(x[:, _OPEN_RATE], 0.0, 1.0) * np.maximum(x[:, _SENT], 0.0)
     if observed is None:
-        observed = -np.expm1(-np.maximum(x[:, _I["tenure_days"]], 0.5) / 30.0)
+        observed = _observed(x, 30.0)
     out: Array = recency * touches * np.exp(recency / 30.0) / (30.0 * observed)
     return out
 
@@ -178,11 +186,10 @@ def transform_many(x: Array) -> Array:
     """
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros_like(x)
-    tenure = np.maximum(x[:, _I["tenure_days"]], 0.5)
-    observed = -np.expm1(-tenure / 30.0)
+    observed = _observed(x, 30.0)
     alive = np.exp(-np.maximum(missed_touches(x, observed) - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
     out[:, _C30] = np.log1p(np.maximum(x[:, _C30], 0.0) * (alive / observed)[:, None])
-    out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / -np.expm1(-tenure / 7.0))[:, None])
+    out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / _observed(x, 7.0))[:, None])
     n = np.maximum(x[:, _EVIDENCE], 0.0)
     out[:, _RATES] = (x[:, _RATES] * n + _PRIOR_MASS) / (n + _PSEUDO)
     out[:, _LOG_SHRUNK] = np.log1p(out[:, _LOG_SHRUNK])
