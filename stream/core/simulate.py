@@ -3,7 +3,8 @@
 `plan` draws the population from a seed: each customer's planted persona (`stream.core.personas`)
 with an individual variant of its parameters, a home UTC offset, favourite categories, and — for a
 share of customers — a migration to another persona at a switch time; customers of the emerging
-persona join only from ``emerge_day`` on; e-mail campaigns go out every 2–4 days. `iter_events`
+persona join only from ``emerge_day`` on; e-mail campaigns go out every 2–4 days, to lapsed
+customers too (who never open them: the marketer's sends are no sign of life). `iter_events`
 then streams the events of that plan in order of event time (then ``event_id``), day by day, with
 bounded memory; `truth` is the answer key (every customer's persona at the start and at the end).
 Everything is a function of the arguments: no clock, no environment, randomness only from ``seed``.
@@ -129,12 +130,20 @@ class _Generator:
         self.unsubscribed, self.bounces = [False] * n, [0] * n
         self.sessions, self.orders = [0] * n, [0] * n
         self.stop = [c.phases[-1].end_ms for c in p.customers]
+        # Lapsed customers stay on the mailing list, as real ones do. Their e-mails come from a
+        # generator of their own, so everything the others do is drawn exactly as before.
+        self.lapsed_r = random.Random(f"lapsed-mail-{p.seed}")
         self.by_day: dict[int, list[Campaign]] = {}
         for k in p.campaigns:
             self.by_day.setdefault(k.day, []).append(k)
 
     def emit(self, c: SimCustomer, t: int, kind: str, **extra: Any) -> None:
-        if self.p.start_ms <= t < min(self.p.end_ms, self.stop[c.index]):
+        """Queue an event of the customer's own, unless it falls after they lapsed."""
+        if t < self.stop[c.index]:
+            self.push(c, t, kind, extra)
+
+    def push(self, c: SimCustomer, t: int, kind: str, extra: dict[str, Any]) -> None:
+        if self.p.start_ms <= t < self.p.end_ms:
             heapq.heappush(self.heap, (t, c.index, self.seq, kind, extra))
             self.seq += 1
 
@@ -287,7 +296,11 @@ class _Generator:
         r, i = self.r, c.index
         t = lo + k.local_ms + r.randrange(20 * MIN_MS)
         p = c.persona_at(t)
-        if p is None or self.unsubscribed[i] or self.bounces[i] >= 2 or r.random() > 0.85:
+        if p is None:
+            if t >= self.stop[i]:
+                self.lapsed_email(c, k, t)
+            return
+        if self.unsubscribed[i] or self.bounces[i] >= 2 or r.random() > 0.85:
             return
         base = {"campaign_id": k.campaign_id, "message_id": f"{k.campaign_id}-{c.customer_id}"}
         self.emit(c, t, "email_sent", **base)
@@ -314,6 +327,21 @@ class _Generator:
             self.unsubscribed[i] = True
             kind = "email_complaint" if r.random() < 0.1 else "email_unsubscribe"
             self.emit(c, t + r.randrange(MIN_MS, HOUR_MS), kind, **base)
+
+
+    def lapsed_email(self, c: SimCustomer, k: Campaign, t: int) -> None:
+        """A campaign e-mail to a customer who has lapsed: sent and delivered (or bounced),
+        never opened."""
+        r, i = self.lapsed_r, c.index
+        if self.unsubscribed[i] or self.bounces[i] >= 2 or r.random() > 0.85:
+            return
+        base = {"campaign_id": k.campaign_id, "message_id": f"{k.campaign_id}-{c.customer_id}"}
+        self.push(c, t, "email_sent", dict(base))
+        if c.bad_address or r.random() < 0.005:
+            self.bounces[i] += 1
+            self.push(c, t + r.randrange(5 * SEC_MS, 120 * SEC_MS), "email_bounce", dict(base))
+            return
+        self.push(c, t + r.randrange(2 * SEC_MS, 60 * SEC_MS), "email_delivered", dict(base))
 
 
 def iter_events(p: Plan) -> Iterator[dict[str, Any]]:
