@@ -68,7 +68,7 @@ class Feature:
 
 FEATURES: tuple[Feature, ...] = (
     Feature("recency_purchase_days", "days since the last purchase (tenure if none, ≤ 365)", "days", 0, 365),
-    Feature("recency_activity_days", "days since the last event of any kind (≤ 365)", "days", 0, 365),
+    Feature("recency_activity_days", "days since the customer's last own event (≤ 365): e-mails sent, delivered or bounced to them do not count; their tenure if they have none", "days", 0, 365),
     Feature("tenure_days", "days since the first event seen (≤ 3650)", "days", 0, 3650),
     Feature("purchases_7d", "decayed purchase count, τ = 7 d", "orders", 0, None),
     Feature("purchases_30d", "decayed purchase count, τ = 30 d", "orders", 0, None),
@@ -144,6 +144,9 @@ class Effect(NamedTuple):
     """The 7-day sum that grows by amount × factor (its 30-day twin is ``H30`` further); -1: none."""
     purchase: bool
     """Whether it is a purchase (its time is the last purchase time if latest)."""
+    own: bool
+    """Whether the customer did it: anything but an e-mail sent, delivered or bounced to them (its
+    time is the last activity time if latest)."""
     stream: int
     """Its stream's index (`stream.core.state.STREAM_INDEX`)."""
     type: str
@@ -173,6 +176,8 @@ _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
 _EMAIL_SUM = {"email_sent": SENT, "email_open": OPENS, "email_click": CLICKS}
 _CLICK_SUM = {"session_start": SESSIONS, "page_view": VIEWS, "product_view": VIEWS,
               "add_to_cart": CARTS, "checkout_start": CHECKOUTS, "search": SEARCHES}  # fmt: skip
+# What the marketer's systems did, not the customer: it must not make a lapsed customer look active.
+_SENT_TO_THEM = frozenset({"email_sent", "email_delivered", "email_bounce"})
 _EMAIL_30D_ONLY = {"email_bounce": BOUNCES, "email_unsubscribe": UNSUBSCRIBES,
                    "email_complaint": UNSUBSCRIBES}  # fmt: skip
 
@@ -208,7 +213,8 @@ def _effect(code: int) -> Effect:
     if code & _LATE_CODE:
         plus30.append(LATE_NIGHT)
     stream = STREAM_INDEX[STREAM_OF_TYPE[kind]]
-    return Effect(tuple(plus7), tuple(plus30), money, kind == "purchase", stream, kind, code)
+    own = kind not in _SENT_TO_THEM
+    return Effect(tuple(plus7), tuple(plus30), money, kind == "purchase", own, stream, kind, code)
 
 
 EFFECTS: tuple[Effect, ...] = tuple(_effect(code) for code in range(len(KINDS) * 64))
@@ -279,7 +285,7 @@ def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> N
     else:
         g7, g30 = math.exp(x7), math.exp(d / _TAU30)
     s = state.sums
-    plus7, plus30, money, purchase, _, _, _ = effect
+    plus7, plus30, money, purchase, own, _, _, _ = effect
     for i in plus7:
         s[i] += g7
     for i in plus30:
@@ -291,6 +297,8 @@ def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> N
             state.last_purchase_ts = t
     if t > state.last_ts:
         state.last_ts = t
+    if own and t > state.last_active_ts:
+        state.last_active_ts = t
     first = state.first_ts
     if first == NO_TIME or t < first:
         state.first_ts = t
@@ -331,8 +339,11 @@ def vector(state: CustomerState, at: int) -> list[float]:
         recency_purchase = (at - state.last_purchase_ts) / DAY_MS
         recency_purchase = recency_purchase if recency_purchase > 0.0 else 0.0
         recency_purchase = 365.0 if recency_purchase > 365.0 else recency_purchase
-    recency = (at - state.last_ts) / DAY_MS
-    recency = 365.0 if recency > 365.0 else recency if recency > 0.0 else 0.0
+    if state.last_active_ts == NO_TIME:  # only ever e-mailed
+        recency = 365.0 if tenure > 365.0 else tenure
+    else:
+        recency = (at - state.last_active_ts) / DAY_MS
+        recency = 365.0 if recency > 365.0 else recency if recency > 0.0 else 0.0
     has_purchases, has_sent, has_events = purchases > 1e-12, sent > 1e-12, events > 1e-12
     discount_share = discounted / purchases if has_purchases else 0.0
     open_rate = opens / sent if has_sent else 0.0

@@ -26,8 +26,9 @@ from stream.core.space import transform, transform_many
 
 __all__ = ["Z_CLIP", "MicroSegment", "Segment", "SegmentModel", "transform", "transform_many"]
 
-ENCODING_VERSION = 4
-"""Version 4: the pace weighting of `stream.core.space` counts touches, not events; version 3:
+ENCODING_VERSION = 5
+"""Version 5: ``recency_activity_days`` counts the customer's own events only (not e-mails sent,
+delivered or bounced to them); version 4: the pace weighting of `stream.core.space` counts touches, not events; version 3:
 average order value shrunk towards a typical order; version 2: coordinates in
 `stream.core.space` first; version 1: log1p of counts, nothing else."""
 

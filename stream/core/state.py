@@ -5,7 +5,8 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
 * ``sums``: the event-time decayed aggregates of `stream.core.features`, stored *grown*:
   ``Σ w · exp((t − t0) / τ)`` against the reference time ``t0``, so applying an event touches only
   its own aggregates and the result does not depend on arrival order;
-* event times: ``t0``, first and last event, last purchase (ms since the epoch);
+* event times: ``t0``, first and last event, last purchase, last event of the customer's own (not
+  an e-mail sent, delivered or bounced to them) (ms since the epoch);
 * per input stream, the source partition and the last applied offset, so a record Kafka redelivers
   after a crash is recognised (records of one key arrive in offset order);
 * the 64-bit hashes of the last `RECENT_IDS` event ids, so a re-sent event is recognised;
@@ -16,9 +17,11 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
   distance, cumulative sum and its minimum;
 * the last three segment moves (from which segment, why, when), for ``GET /customers/{id}``.
 
-The encoding is a versioned little-endian ``struct`` layout (never pickle): 397 bytes. Version 1
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 399 bytes. Version 1
 records (334 bytes, before the assignment was added) are still read, as "not yet assigned";
-version 2 (362 bytes, before the drift detector and the moves) as "no drift or move history".
+version 2 (362 bytes, before the drift detector and the moves) as "no drift or move history";
+version 3 (397 bytes, before the last own event, with 32-bit partition numbers) with the last
+event of any kind as the last own event.
 
 >>> s = CustomerState()
 >>> email = STREAM_INDEX[Stream.EMAIL]
@@ -27,7 +30,7 @@ version 2 (362 bytes, before the drift detector and the moves) as "no drift or m
 >>> s.admit_event_id("ev-1"), s.admit_event_id("ev-1")
 (True, False)
 >>> CustomerState.decode(s.encode()) == s, len(s.encode())
-(True, 397)
+(True, 399)
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ STREAM_INDEX = {s: i for i, s in enumerate(STREAMS)}
 N_SUMS = 37
 RECENT_IDS = 12
 NO_TIME = -(2**63)
-VERSION = 3
+VERSION = 4
 
 # version, sums, t0/first/last/last_purchase, events[3], duplicates, too_old,
 # partitions[3], offsets[3], ring position, recent event-id hashes
@@ -54,6 +57,9 @@ HISTORY = 3
 # v2, then the drift detector: evaluations, mean, cumulative sum, its minimum; then the last
 # HISTORY segment moves, newest first: segment moved from, reason code, minute (event time)
 _V3 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3IqqH3f" + "HBI" * HISTORY)
+# v3, with the last own event after the last purchase and 16-bit partition numbers (the
+# settings allow at most 1,024): 399 bytes, within the 400 the features issue budgets
+_V4 = struct.Struct(f"<B{N_SUMS}f5q5I3h3qB{RECENT_IDS}Q3IqqH3f" + "HBI" * HISTORY)
 _NO_DRIFT = (0, 0.0, 0.0, float("inf"))
 _NO_HISTORY = (0, 0, 0) * HISTORY
 
@@ -83,6 +89,8 @@ class CustomerState:
     first_ts: int = NO_TIME
     last_ts: int = NO_TIME
     last_purchase_ts: int = NO_TIME
+    last_active_ts: int = NO_TIME
+    """The last event of the customer's own (`stream.core.features.Effect.own`)."""
     events: list[int] = field(default_factory=lambda: [0, 0, 0])
     duplicates: int = 0
     too_old: int = 0
@@ -142,9 +150,9 @@ class CustomerState:
 
     def encode(self) -> bytes:
         """The versioned binary encoding."""
-        return _V3.pack(
+        return _V4.pack(
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
-            *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
+            self.last_active_ts, *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
             self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id, self.seg_version,
             self.seg_since, self.scored_at, *self.drift, *self.history,
         )  # fmt: skip
@@ -152,26 +160,31 @@ class CustomerState:
     @classmethod
     def decode(cls, data: bytes) -> CustomerState:
         """Read any supported version; raise `StateDecodeError` on anything else."""
-        if data and data[0] == 3 and len(data) == _V3.size:
-            v = _V3.unpack(data)
-        elif data and data[0] == 2 and len(data) == _V2.size:
-            v = (*_V2.unpack(data), *_NO_DRIFT, *_NO_HISTORY)
-        elif data and data[0] == 1 and len(data) == _V1.size:
-            v = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME, *_NO_DRIFT, *_NO_HISTORY)
-        else:
-            raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
         n = 1 + N_SUMS
-        a = n + 16 + RECENT_IDS
+        if data and data[0] == 4 and len(data) == _V4.size:
+            v = _V4.unpack(data)
+        else:
+            if data and data[0] == 3 and len(data) == _V3.size:
+                old = _V3.unpack(data)
+            elif data and data[0] == 2 and len(data) == _V2.size:
+                old = (*_V2.unpack(data), *_NO_DRIFT, *_NO_HISTORY)
+            elif data and data[0] == 1 and len(data) == _V1.size:
+                old = (*_V1.unpack(data), 0, 0, 0, NO_TIME, NO_TIME, *_NO_DRIFT, *_NO_HISTORY)
+            else:
+                raise StateDecodeError(f"unsupported customer state ({len(data)} bytes)")
+            v = (*old[: n + 4], old[n + 2], *old[n + 4 :])  # last own event: the last event
+        a = n + 17 + RECENT_IDS
         return cls(
             sums=list(v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
-            last_purchase_ts=v[n + 3], events=list(v[n + 4 : n + 7]), duplicates=v[n + 7],
-            too_old=v[n + 8], partitions=list(v[n + 9 : n + 12]), offsets=list(v[n + 12 : n + 15]),
-            ring_pos=v[n + 15], recent_ids=list(v[n + 16 : a]), segment_id=v[a],
-            micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3], scored_at=v[a + 4],
-            drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]), history=tuple(v[a + 9 :]),
+            last_purchase_ts=v[n + 3], last_active_ts=v[n + 4], events=list(v[n + 5 : n + 8]),
+            duplicates=v[n + 8], too_old=v[n + 9], partitions=list(v[n + 10 : n + 13]),
+            offsets=list(v[n + 13 : n + 16]), ring_pos=v[n + 16], recent_ids=list(v[n + 17 : a]),
+            segment_id=v[a], micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3],
+            scored_at=v[a + 4], drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]),
+            history=tuple(v[a + 9 :]),
         )  # fmt: skip
 
 
 def encoded_size() -> int:
     """Bytes per customer in the table (the value; the key is the customer id)."""
-    return _V3.size
+    return _V4.size

@@ -265,10 +265,11 @@ def assert_same_state(got: Any, want: Any, *, ignore_duplicates: bool = False) -
 
     assert got.events == want.events
     assert got.partitions == want.partitions and got.offsets == want.offsets
-    assert (got.first_ts, got.last_ts, got.last_purchase_ts) == (
+    assert (got.first_ts, got.last_ts, got.last_purchase_ts, got.last_active_ts) == (
         want.first_ts,
         want.last_ts,
         want.last_purchase_ts,
+        want.last_active_ts,
     )
     # recent_ids holds the last ids in arrival order, which depends on how topics interleave.
     if not ignore_duplicates:

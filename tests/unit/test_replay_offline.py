@@ -219,7 +219,7 @@ def test_the_report(
     assert report["dead_lettered_by_reason"] == dict(expected_reasons)
     assert report["accepted_by_type"] == dict(Counter(ev["type"] for ev in events))
     assert {STREAM_OF_TYPE[t] for t in report["accepted_by_type"]} == set(Stream)
-    assert report["state_bytes_per_customer"] == 397 <= 400
+    assert report["state_bytes_per_customer"] == 399 <= 400
     last = max(datetime.fromisoformat(ev["ts"]) for ev in events)
     assert report["watermark_ms"] == int(last.timestamp() * 1000)
     assert report["config"]["lateness_days"] == 30.0

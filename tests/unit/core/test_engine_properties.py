@@ -93,10 +93,11 @@ def test_any_permutation_gives_the_same_features(
     at = last_time(events) + later_ms
     assert_vectors_close(vector(s1, at), vector(s2, at), 1e-6, 1e-9)
     assert s1.events == s2.events
-    assert (s1.first_ts, s1.last_ts, s1.last_purchase_ts) == (
+    assert (s1.first_ts, s1.last_ts, s1.last_purchase_ts, s1.last_active_ts) == (
         s2.first_ts,
         s2.last_ts,
         s2.last_purchase_ts,
+        s2.last_active_ts,
     )
 
 
@@ -235,14 +236,15 @@ def test_a_second_run_applies_new_events_of_known_customers() -> None:
 def test_encoding_round_trips_after_real_updates(events: list[Any], later_ms: int) -> None:
     s, _ = admit_all(events)
     data = s.encode()
-    assert len(data) == 397
+    assert len(data) == 399
     back = CustomerState.decode(data)
     assert back.encode() == data  # float32 is a fixed point
-    assert (back.t0, back.first_ts, back.last_ts, back.last_purchase_ts) == (
+    assert (back.t0, back.first_ts, back.last_ts, back.last_purchase_ts, back.last_active_ts) == (
         s.t0,
         s.first_ts,
         s.last_ts,
         s.last_purchase_ts,
+        s.last_active_ts,
     )
     assert (back.events, back.recent_ids, back.offsets, back.ring_pos) == (
         s.events,

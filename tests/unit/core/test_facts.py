@@ -125,6 +125,9 @@ def ref_apply(state: CustomerState, event: Any, t: int | None = None) -> None:
         s[LATE_NIGHT] += g30
     if t > state.last_ts:
         state.last_ts = t
+    own = kind not in ("email_sent", "email_delivered", "email_bounce")
+    if own and t > state.last_active_ts:
+        state.last_active_ts = t
     if state.first_ts == NO_TIME or t < state.first_ts:
         state.first_ts = t
 
@@ -150,7 +153,10 @@ def ref_vector(state: CustomerState, at: int) -> list[float]:
     else:
         recency_purchase = min(max(0.0, (at - state.last_purchase_ts) / DAY_MS), 365.0)
     carts, purchases30 = a30[11], a30[PURCHASES]
-    recency = min(max(0.0, (at - state.last_ts) / DAY_MS), 365.0)
+    if state.last_active_ts == NO_TIME:
+        recency = min(tenure, 365.0)
+    else:
+        recency = min(max(0.0, (at - state.last_active_ts) / DAY_MS), 365.0)
     return [
         recency_purchase,
         recency,
@@ -283,15 +289,17 @@ def test_facts_fold_into_exactly_the_state_events_did(data: st.DataObject, n: in
 @given(
     st.lists(st.floats(0, 1e12) | st.sampled_from([0.0, 1e-13, 1e-12, 2e-12]), min_size=N_SUMS,
              max_size=N_SUMS),
-    st.lists(st.integers(-400 * DAY_MS, 400 * DAY_MS), min_size=5, max_size=5),
+    st.lists(st.integers(-400 * DAY_MS, 400 * DAY_MS), min_size=6, max_size=6),
+    st.booleans(),
     st.booleans(),
 )  # fmt: skip
 def test_vector_is_the_reference_definition(
-    sums: list[float], times: list[int], bought: bool
+    sums: list[float], times: list[int], bought: bool, acted: bool
 ) -> None:
-    t0, first, last, purchase, at = (1_700_000_000_000 + x for x in times)
+    t0, first, last, purchase, active, at = (1_700_000_000_000 + x for x in times)
     state = CustomerState(sums=sums, t0=t0, first_ts=first, last_ts=last)
     state.last_purchase_ts = purchase if bought else NO_TIME
+    state.last_active_ts = active if acted else NO_TIME
     assume(all(math.isfinite(x) for x in ref_vector(state, at)))
     assert vector(state, at) == ref_vector(state, at)
     assert vector(CustomerState(), at) == ref_vector(CustomerState(), at)

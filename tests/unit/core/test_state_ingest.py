@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.core import state as state_module
 from stream.core.events import Stream
 from stream.core.ingest import Ingest, RawRecord
 from stream.core.state import (
@@ -79,10 +80,19 @@ def test_encoding_round_trips(
     assert CustomerState.decode(data) == s
 
 
+def _v3(s: CustomerState) -> bytes:
+    """``s`` in the version 3 layout (before the last own event)."""
+    return state_module._V3.pack(
+        3, *s.sums, s.t0, s.first_ts, s.last_ts, s.last_purchase_ts, *s.events, s.duplicates,
+        s.too_old, *s.partitions, *s.offsets, s.ring_pos, *s.recent_ids, s.segment_id, s.micro_id,
+        s.seg_version, s.seg_since, s.scored_at, *s.drift, *s.history,
+    )  # fmt: skip
+
+
 def test_older_versions_decode_without_drift_history() -> None:
     s = CustomerState(last_ts=7, segment_id=2, micro_id=5, seg_version=3, seg_since=4, scored_at=6,
                       drift=(9, 1.5, 2.5, -0.5))  # fmt: skip
-    v3 = s.encode()
+    v3 = _v3(s)
     v2 = b"\x02" + v3[1:362]  # version 2 is version 3 without the 14 drift bytes
     back = CustomerState.decode(v2)
     assert (back.segment_id, back.micro_id, back.seg_version, back.scored_at) == (2, 5, 3, 6)
@@ -90,7 +100,19 @@ def test_older_versions_decode_without_drift_history() -> None:
     assert CustomerState.decode(v3).drift == (9, 1.5, 2.5, -0.5)
 
 
-@pytest.mark.parametrize("data", [b"", b"\x02" + bytes(333), b"\x01" + bytes(10)])
+def test_version_3_takes_the_last_event_for_the_last_own_event() -> None:
+    s = CustomerState(t0=1, first_ts=1, last_ts=7, last_purchase_ts=3, partitions=[2, -1, 1000],
+                      offsets=[5, -1, 9], segment_id=2, history=(1, 2, 3, 0, 0, 0, 0, 0, 0))  # fmt: skip
+    back = CustomerState.decode(_v3(s))
+    assert back.last_active_ts == 7
+    back.last_active_ts = s.last_active_ts
+    assert back == s
+    assert len(back.encode()) == 399 and CustomerState.decode(back.encode()) == back
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x02" + bytes(333), b"\x01" + bytes(10), b"\x04" + bytes(396)]
+)
 def test_unknown_encodings_are_refused(data: bytes) -> None:
     with pytest.raises(StateDecodeError):
         CustomerState.decode(data)
