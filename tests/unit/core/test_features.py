@@ -362,6 +362,22 @@ def test_recency_and_tenure() -> None:
     assert close(h["recency_activity_days"], 1.5)
 
 
+def test_recency_of_activity_ignores_what_was_sent_to_the_customer() -> None:
+    # a customer who went quiet 9 days ago and is still mailed: the sends are no sign of life
+    mailed = [e("session_start", T - days(9), session_id="s", channel="web")]
+    for d in (6, 3, 1):
+        mailed += [e("email_sent", T - days(d)), e("email_delivered", T - days(d)),
+                   e("email_bounce", T - days(d))]  # fmt: skip
+    f = features(mailed)
+    assert close(f["recency_activity_days"], 9.0)
+    assert close(f["emails_sent_30d"], sum(math.exp(-d / 30) for d in (6, 3, 1)))
+    # what the customer does with an e-mail is theirs: opening, clicking, unsubscribing
+    for kind in ("email_open", "email_click", "email_unsubscribe", "email_complaint"):
+        assert close(features([*mailed, e(kind, T - days(2))])["recency_activity_days"], 2.0)
+    # only ever mailed: as quiet as their tenure (like recency_purchase_days)
+    g = features([e("email_sent", T - days(12)), e("email_delivered", T - days(12))])
+    assert close(g["recency_activity_days"], 12.0)
+
 def test_recency_purchase_is_the_tenure_when_never_purchased_capped_at_365() -> None:
     f = features([e("email_sent", T - days(40)), e("refund", T - days(3))])
     assert close(f["recency_purchase_days"], 40.0)
