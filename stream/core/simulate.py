@@ -328,7 +328,6 @@ class _Generator:
             kind = "email_complaint" if r.random() < 0.1 else "email_unsubscribe"
             self.emit(c, t + r.randrange(MIN_MS, HOUR_MS), kind, **base)
 
-
     def lapsed_email(self, c: SimCustomer, k: Campaign, t: int) -> None:
         """A campaign e-mail to a customer who has lapsed: sent and delivered (or bounced),
         never opened."""

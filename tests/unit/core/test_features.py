@@ -378,6 +378,7 @@ def test_recency_of_activity_ignores_what_was_sent_to_the_customer() -> None:
     g = features([e("email_sent", T - days(12)), e("email_delivered", T - days(12))])
     assert close(g["recency_activity_days"], 12.0)
 
+
 def test_recency_purchase_is_the_tenure_when_never_purchased_capped_at_365() -> None:
     f = features([e("email_sent", T - days(40)), e("refund", T - days(3))])
     assert close(f["recency_purchase_days"], 40.0)
