@@ -28,9 +28,9 @@ __all__ = ["Z_CLIP", "MicroSegment", "Segment", "SegmentModel", "transform", "tr
 
 ENCODING_VERSION = 5
 """Version 5: ``recency_activity_days`` counts the customer's own events only (not e-mails sent,
-delivered or bounced to them); version 4: the pace weighting of `stream.core.space` counts touches, not events; version 3:
-average order value shrunk towards a typical order; version 2: coordinates in
-`stream.core.space` first; version 1: log1p of counts, nothing else."""
+delivered or bounced to them); version 4: the pace weighting of `stream.core.space` counts
+touches, not events; version 3: average order value shrunk towards a typical order; version 2:
+coordinates in `stream.core.space` first; version 1: log1p of counts, nothing else."""
 
 Z_CLIP = 3.0
 """Scaled coordinates are clipped to ±Z_CLIP, so one extreme customer cannot claim a segment."""

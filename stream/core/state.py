@@ -58,7 +58,8 @@ HISTORY = 3
 # HISTORY segment moves, newest first: segment moved from, reason code, minute (event time)
 _V3 = struct.Struct(f"<B{N_SUMS}f4q5I3i3qB{RECENT_IDS}Q3IqqH3f" + "HBI" * HISTORY)
 # v3, with the last own event after the last purchase and 16-bit partition numbers (the
-# settings allow at most 1,024): 399 bytes, within the 400 the features issue budgets
+# settings allow at most 1,024 and start-up checks the topics have that many): 399 bytes,
+# within the 400 the features issue budgets
 _V4 = struct.Struct(f"<B{N_SUMS}f5q5I3h3qB{RECENT_IDS}Q3IqqH3f" + "HBI" * HISTORY)
 _NO_DRIFT = (0, 0.0, 0.0, float("inf"))
 _NO_HISTORY = (0, 0, 0) * HISTORY
@@ -152,9 +153,9 @@ class CustomerState:
         """The versioned binary encoding."""
         return _V4.pack(
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
-            self.last_active_ts, *self.events, self.duplicates, self.too_old, *self.partitions, *self.offsets,
-            self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id, self.seg_version,
-            self.seg_since, self.scored_at, *self.drift, *self.history,
+            self.last_active_ts, *self.events, self.duplicates, self.too_old, *self.partitions,
+            *self.offsets, self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id,
+            self.seg_version, self.seg_since, self.scored_at, *self.drift, *self.history,
         )  # fmt: skip
 
     @classmethod
