@@ -62,14 +62,9 @@ def _tier(z: dict[str, float]) -> str:
     return "high" if spend > STRONG else "low" if spend < -0.5 else "mid"
 
 
-def lapsed(name: str) -> bool:
-    """Whether `describe` named this segment lapsed ("Lapsed", "Lapsed web customers", …)."""
-    return name.startswith("Lapsed")
-
-
 def _action(name: str, tier: str) -> str:
     lower = name.lower()
-    if lapsed(name):
+    if lower.startswith("lapsed"):
         return "win-back offer with a time limit"
     if "cart abandoners" in lower:
         return "cart reminder within a day"

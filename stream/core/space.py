@@ -123,10 +123,6 @@ opened: the customer's own visits, which come about as a Poisson stream, where e
 clumps (a window shopper's session brings ten of them). Counted in events, a silence of a few
 days lapsed window shoppers (ten events a session) long before store regulars (one or two),
 and most of those lapses were false; counted in touches, every persona gets the same odds."""
-LAPSE_SILENCE_DAYS = 30.0
-"""A customer may move into a lapsed segment only once their silence is long for their own pace
-(`ALIVE_GRACE` missed touches, where the pace weighting starts) or this long whatever their pace
-(a customer with a touch or two in all has no pace to speak of): `may_lapse`."""
 STD_FLOOR = 0.05
 """Smallest standard deviation a dimension is scaled by (in its own units: log counts, shares,
 log days). A dimension on which nearly everyone agrees — tenure while every customer is
@@ -179,22 +175,6 @@ def missed_touches(x: Array, observed: Array | None = None) -> Array:
     if observed is None:
         observed = _observed(x, 30.0)
     out: Array = recency * touches * np.exp(recency / 30.0) / (30.0 * observed)
-    return out
-
-
-def may_lapse(x: Array) -> NDArray[np.bool_]:
-    """Per row of catalogue vectors: whether the customer's silence lets them be called lapsed
-    (`LAPSE_SILENCE_DAYS`). A coupon buyer between orders sits near the lapsed customers in the
-    clustering space, and without this rule went into the lapsed segment and back.
-
-    >>> v = np.zeros((2, len(NAMES)))
-    >>> v[:, _I["sessions_30d"]], v[:, _I["tenure_days"]] = 6.0, 365  # 6 sessions in 30 days
-    >>> v[:, _RECENCY] = 10, 25
-    >>> may_lapse(v).tolist()
-    [False, True]
-    """
-    recency = x[:, _RECENCY]
-    out: NDArray[np.bool_] = (missed_touches(x) >= ALIVE_GRACE) | (recency >= LAPSE_SILENCE_DAYS)
     return out
 
 
