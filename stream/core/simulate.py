@@ -138,6 +138,9 @@ class _Generator:
             self.by_day.setdefault(k.day, []).append(k)
 
     def emit(self, c: SimCustomer, t: int, kind: str, **extra: Any) -> None:
+        self.own(c, t, kind, extra)
+
+    def own(self, c: SimCustomer, t: int, kind: str, extra: dict[str, Any]) -> None:
         """Queue an event of the customer's own, unless it falls after they lapsed."""
         if t < self.stop[c.index]:
             self.push(c, t, kind, extra)
@@ -297,19 +300,13 @@ class _Generator:
         t = lo + k.local_ms + r.randrange(20 * MIN_MS)
         p = c.persona_at(t)
         if p is None:
-            if t >= self.stop[i]:
-                self.lapsed_email(c, k, t)
+            if t >= self.stop[i]:  # lapsed: still mailed, from a generator of their own
+                self.send(c, k, t, self.lapsed_r, lapsed=True)
             return
-        if self.unsubscribed[i] or self.bounces[i] >= 2 or r.random() > 0.85:
+        sent = self.send(c, k, t, r, lapsed=False)
+        if sent is None:
             return
-        base = {"campaign_id": k.campaign_id, "message_id": f"{k.campaign_id}-{c.customer_id}"}
-        self.emit(c, t, "email_sent", **base)
-        if c.bad_address or r.random() < 0.005:
-            self.bounces[i] += 1
-            self.emit(c, t + r.randrange(5 * SEC_MS, 120 * SEC_MS), "email_bounce", **base)
-            return
-        t += r.randrange(2 * SEC_MS, 60 * SEC_MS)
-        self.emit(c, t, "email_delivered", **base)
+        t, base = sent
         if r.random() < p.open_prob:
             t = self.later(c, p, t)
             self.emit(c, t, "email_open", **base)
@@ -328,19 +325,25 @@ class _Generator:
             kind = "email_complaint" if r.random() < 0.1 else "email_unsubscribe"
             self.emit(c, t + r.randrange(MIN_MS, HOUR_MS), kind, **base)
 
-    def lapsed_email(self, c: SimCustomer, k: Campaign, t: int) -> None:
-        """A campaign e-mail to a customer who has lapsed: sent and delivered (or bounced),
-        never opened."""
-        r, i = self.lapsed_r, c.index
+    def send(
+        self, c: SimCustomer, k: Campaign, t: int, r: random.Random, lapsed: bool
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Campaign ``k`` to ``c`` at ``t``, drawing from ``r``: sent, then bounced or delivered.
+        Returns the delivery time and the e-mail's ids, or None if it was not delivered. To a
+        customer who has ``lapsed`` the events go out although they come after the lapse."""
+        i = c.index
         if self.unsubscribed[i] or self.bounces[i] >= 2 or r.random() > 0.85:
-            return
+            return None
         base = {"campaign_id": k.campaign_id, "message_id": f"{k.campaign_id}-{c.customer_id}"}
-        self.push(c, t, "email_sent", dict(base))
+        queue = self.push if lapsed else self.own
+        queue(c, t, "email_sent", dict(base))
         if c.bad_address or r.random() < 0.005:
             self.bounces[i] += 1
-            self.push(c, t + r.randrange(5 * SEC_MS, 120 * SEC_MS), "email_bounce", dict(base))
-            return
-        self.push(c, t + r.randrange(2 * SEC_MS, 60 * SEC_MS), "email_delivered", dict(base))
+            queue(c, t + r.randrange(5 * SEC_MS, 120 * SEC_MS), "email_bounce", dict(base))
+            return None
+        t += r.randrange(2 * SEC_MS, 60 * SEC_MS)
+        queue(c, t, "email_delivered", dict(base))
+        return t, base
 
 
 def iter_events(p: Plan) -> Iterator[dict[str, Any]]:
