@@ -9,7 +9,8 @@ squared distance, beyond ``min_distance``) and at ``tries`` seeded draws where t
 worst served (D² sampling), refines all ``k + 1`` on the samples from each start, keeps the
 lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
 weight and the weighted inertia falls by ``gain`` — or, with ``far``, the best fit whose newborn
-ends farther still from every segment passes looser bounds. `retire` drops segments holding less
+ends farther still from every segment passes looser bounds, if its region has grown since an
+earlier window (``grew_from``). `retire` drops segments holding less
 than ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
 stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
 / merged against the previous version.
@@ -35,6 +36,14 @@ True
 >>> grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(5.0, 0.02, 0.1))[0].round(1).tolist()
 [[0.1, 0.0], [0.1, 8.0], [5.1, 0.0]]
 >>> grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(8.0, 0.02, 0.1)) is None  # 7.3 away: not far enough
+True
+
+With ``grew_from`` (an earlier window), only if the region has grown since: it had no point of
+the first earlier window, a third of the second.
+
+>>> len(grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(5.0, 0.02, 0.1), grew_from=pts[:4])[0])
+3
+>>> grow(pts, w, c, 1, 0.1, 0.1, 2.0, far=(5.0, 0.02, 0.1), grew_from=pts) is None
 True
 """
 
@@ -62,6 +71,8 @@ def grow(
     tries: int = 8,
     apart: float = 0.0,
     far: tuple[float, float, float] | None = None,
+    grew_from: Array | None = None,
+    growth: float = 1.5,
 ) -> tuple[Array, list[int]] | None:
     """``k + 1`` centroids with a newborn segment, or None if no dense new region pays.
 
@@ -72,6 +83,10 @@ def grow(
     the best fit whose newborn ends at least ``distance`` from every current centroid may hold
     as little as ``share`` and gain as little as ``gain`` (a region that far from every segment
     needs less mass to be believed).
+    ``grew_from``: with ``far``, the points of an earlier window (equal weights, this
+    scaling); a far newborn must hold ``growth`` times the share of them that its region (the
+    points nearest to it among the new centroids) held. A kind of customer that emerges grows;
+    a tail that was always there at the edge of the population does not.
     """
     served, nearest_idx = nearest(points, centroids)
     labels = nearest_idx.tolist()
@@ -95,13 +110,43 @@ def grow(
             best = fit
     before = inertia(points, weights, centroids, labels)
     got = _newborn(best, weights, centroids, birth_share, gain, apart, before)
-    if got is None and far is not None:
-        distance, share, far_gain = far
-        for fit in sorted(fits, key=lambda f: f[0]):  # stable: the first of equals first
-            got = _newborn(fit, weights, centroids, share, far_gain, distance, before)
-            if got is not None:
-                break
-    return got
+    if got is not None or far is None:
+        return got
+    distance, share, far_gain = far
+    for fit in sorted(fits, key=lambda f: f[0]):  # stable: the first of equals first
+        got = _newborn(fit, weights, centroids, share, far_gain, distance, before)
+        if got is not None and (grew_from is None or _grew(fit, weights, centroids, grew_from,
+                                                           growth)):  # fmt: skip
+            return got
+    return None
+
+
+def _region(
+    fit: tuple[float, Array, list[int]], weights: Array, centroids: Array
+) -> tuple[int, float, float]:
+    """A `refit_with` result's newborn (the centroid farthest from every previous one): its
+    index, its share of the weight and its squared distance from the nearest previous
+    centroid."""
+    _, c, labels = fit
+    gaps = nearest(c, centroids)[0]
+    born = int(gaps.argmax())
+    shares = np.bincount(labels, weights=weights, minlength=len(c)) / weights.sum()
+    return born, float(shares[born]), float(gaps[born])
+
+
+def _grew(
+    fit: tuple[float, Array, list[int]],
+    weights: Array,
+    centroids: Array,
+    earlier: Array,
+    growth: float,
+) -> bool:
+    """Whether the newborn of ``fit`` holds ``growth`` times the share its region (the points
+    nearest to it among the fit's centroids) held of the ``earlier`` points."""
+    if not len(earlier):
+        return False  # nothing to have grown from (a restarted trainer's first publish)
+    born, share, _ = _region(fit, weights, centroids)
+    return share >= growth * float((nearest(earlier, fit[1])[1] == born).mean())
 
 
 def _newborn(
@@ -113,15 +158,13 @@ def _newborn(
     apart: float,
     before: float,
 ) -> tuple[Array, list[int]] | None:
-    """A `refit_with` result if its newborn (the centroid farthest from every previous one)
-    holds ``share`` of the weight, ends ``apart`` from them and the inertia falls by ``gain``."""
+    """A `refit_with` result if its newborn holds ``share`` of the weight, ends ``apart`` from
+    every previous centroid and the inertia falls by ``gain``."""
     after, c, new_labels = fit
     if len(set(new_labels)) < len(c):
         return None
-    shares = np.bincount(new_labels, weights=weights, minlength=len(c)) / weights.sum()
-    gaps = nearest(c, centroids)[0]
-    born = int(gaps.argmax())
-    if shares[born] < share or gaps[born] < apart**2 or after > (1.0 - gain) * before:
+    _, held, gap2 = _region(fit, weights, centroids)
+    if held < share or gap2 < apart**2 or after > (1.0 - gain) * before:
         return None
     return c, new_labels
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -216,23 +217,45 @@ def test_a_kind_of_customer_that_arrives_slowly_is_born_without_a_drift_cue(scou
             "model_published", "segment_born"]  # fmt: skip
 
 
+def _ramp(day: float) -> float:
+    """A new kind of customer: none before day 12, then 0.3 % more of the samples each day."""
+    return 0.0 if day < 12 else min(0.025, 0.003 * (day - 12))
+
+
+def _tail(day: float) -> float:
+    """A far tail of the population, 1.5 % of the samples from the start."""
+    return 0.015
+
+
 @pytest.mark.parametrize(
-    ("far_birth", "settle_days", "born"),
-    [((4.0, 0.01, 0.025), 7.0, True), (None, 7.0, False), ((4.0, 0.01, 0.025), 100.0, False)],
+    ("share_on", "far_birth", "settle_days", "far_growth", "born"),
+    [
+        (_ramp, (4.0, 0.01, 0.025), 7.0, 1.5, True),
+        (_ramp, None, 7.0, 1.5, False),
+        (_ramp, (4.0, 0.01, 0.025), 100.0, 1.5, False),
+        (_tail, (4.0, 0.01, 0.025), 7.0, 1.5, False),
+        (_tail, (4.0, 0.01, 0.025), 7.0, 0.0, True),
+    ],
 )
-def test_a_far_region_below_the_birth_share_is_born_once_the_segments_have_settled(
-    far_birth: tuple[float, float, float] | None, settle_days: float, born: bool
+def test_a_far_region_below_the_birth_share_is_born_once_settled_if_it_grows(
+    share_on: Callable[[float], float],
+    far_birth: tuple[float, float, float] | None,
+    settle_days: float,
+    far_growth: float,
+    born: bool,
 ) -> None:
-    # One sample in forty (2.5 %, below the 3 % birth share) from a region far from both
-    # segments, a hundred samples a day: only the far test finds it, and only once the set of
-    # segments has stood for ``settle_days``.
+    # A region far from both segments, below the 3 % birth share, a hundred samples a day: only
+    # the far test finds it, only once the set of segments has stood for ``settle_days``, and
+    # only if it grows between publishes (a new kind of customer does; a tail that was always
+    # there does not, and is born only without the growth test).
     rng = np.random.default_rng(5)
     tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=300, warmup=400, seed=3,
                  max_segments=3, adapt_samples=150, time_window=1000, drift_after_days=0,
-                 far_birth=far_birth, settle_days=settle_days)  # fmt: skip
+                 far_birth=far_birth, settle_days=settle_days, reservoir=600,
+                 far_growth=far_growth)  # fmt: skip
     models, found = [], []
-    for i in range(3600):
-        centre = 12.0 if i >= 1200 and i % 40 == 0 else [0.5, 6.0][i % 2]
+    for i in range(2400):
+        centre = 12.0 if rng.random() < share_on(i / 100) else [0.5, 6.0][i % 2]
         m = tr.learn_one(_blob(rng, centre), i * (DAY_MS // 100))
         models += [m] if m else []
         found += tr.take_detections()
@@ -240,7 +263,8 @@ def test_a_far_region_below_the_birth_share_is_born_once_the_segments_have_settl
     assert len(models[-1].segments) == (3 if born else 2)
     if born:
         first = next(m for m in models if len(m.segments) == 3)
-        assert first.trained_at > 12 * DAY_MS  # after the region appeared
+        if share_on is _ramp:
+            assert first.trained_at > 12 * DAY_MS  # after the region appeared
         matching = next(h["matching"] for h in tr.history if h["version"] == first.version)
         assert "segment_born" in [e.kind for e in lifecycle_events(first, matching)]
 
