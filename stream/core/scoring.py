@@ -4,7 +4,9 @@ Vectorised nearest-centroid in scaled space over a whole batch of customers (nev
 per event), with flap damping: a customer leaves their current segment only when another wins by
 a relative ``margin`` and they have stayed at least ``min_dwell_days`` of event time — unless
 their segment no longer exists. Micro-segments inside a segment move with the same margin.
-Confidence is the relative gap between the nearest and second-nearest segment centroid.
+Confidence is the relative gap between the nearest and second-nearest segment centroid. A customer
+the caller says may not lapse (`stream.core.space.may_lapse`) is not placed in a segment that
+stands for lapsed customers (`stream.core.space.lapsed_segments`), and leaves one.
 
 >>> from stream.core.model import MicroSegment, Segment, SegmentModel
 >>> m = SegmentModel(1, 0, [0.0] * 28, [1.0] * 28,
@@ -30,6 +32,7 @@ from numpy.typing import NDArray
 
 from stream.core.features import DAY_MS
 from stream.core.model import SegmentModel
+from stream.core.space import lapsed_segments
 
 Array = NDArray[np.float64]
 
@@ -56,6 +59,16 @@ class Compiled:
         self.micro = [np.asarray([m.centroid for m in s.micro], dtype=np.float64)
                       for s in model.segments]  # fmt: skip
         self.micro_ids = [[m.id for m in s.micro] for s in model.segments]
+        self.lapsed = lapsed_segments(self.centroids, model.mean, model.std, model.features)
+
+    def bar_lapsed(self, d: Array, may_lapse: NDArray[np.bool_]) -> Array:
+        """``d`` (rows × this model's centroids) with the lapsed segments out of reach (infinitely
+        far) for the rows that may not lapse."""
+        if not self.lapsed.any() or may_lapse.all():
+            return d
+        out = d.copy()
+        out[np.ix_(~may_lapse, self.lapsed)] = np.inf
+        return out
 
 
 def distances(centroids: Array, z: Array) -> Array:
@@ -109,6 +122,7 @@ class Scorer:
         drifted: Sequence[bool] = (),
         d: Array | None = None,
         confirm: tuple[Compiled, Array] | None = None,
+        may_lapse: NDArray[np.bool_] | None = None,
     ) -> list[Assignment | None]:
         """New assignments for the rows of ``z`` (None: stay where they are).
 
@@ -122,12 +136,19 @@ class Scorer:
         segment the previous model did not have (born or split off) goes ahead; its reason is
         ``model_update`` unless the previous model would have moved the customer out of their
         segment too (or the customer's own drift detector fired: ``customer_drift``).
+        ``may_lapse``: per row, whether the customer's silence lets them be called lapsed; rows
+        where it is False cannot move into a lapsed segment (under either model) and move out of
+        one as if it were infinitely far.
         """
         cm = self.compile(model)
         if d is None:
             d = distances(cm.centroids, z)
-        best_all = d.argmin(axis=1).tolist()
         conf_all = confidences(d).tolist()
+        if may_lapse is not None:
+            d = cm.bar_lapsed(d, may_lapse)
+            if confirm is not None:
+                confirm = (confirm[0], confirm[0].bar_lapsed(confirm[1], may_lapse))
+        best_all = d.argmin(axis=1).tolist()
         keep = 1.0 - self.margin
         out: list[Assignment | None] = []
         for row, cur in enumerate(current):

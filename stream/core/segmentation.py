@@ -48,6 +48,7 @@ from stream.core.outputs import (
     rfc3339_ms,
 )
 from stream.core.scoring import Assignment, Compiled, Scorer, distances
+from stream.core.space import may_lapse
 from stream.core.state import NO_TIME, CustomerState
 
 REASONS: tuple[str, ...] = get_args(ChangeReason)
@@ -155,8 +156,9 @@ class Segmenter:
             old = self._previous_compiled
             confirm = (old, distances(old.centroids, self.previous.standardise(space)))
         decisions = self.scorer.decide_many(
-            model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm
-        )
+            model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm,
+            may_lapse(raw),
+        )  # fmt: skip
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):
             state.scored_at = max(state.scored_at, at)

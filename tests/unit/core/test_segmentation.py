@@ -141,6 +141,44 @@ def test_flap_damping_needs_both_margin_and_dwell() -> None:
     assert b is not None and (b.segment_id, b.reason, b.since) == (2, "behaviour", 3 * DAY_MS)
 
 
+def test_only_a_customer_whose_silence_is_long_enough_is_placed_in_a_lapsed_segment() -> None:
+    # segment 2's centroid has been silent for e^(2 × 1.5) − 1 ≈ 19 days: it stands for lapsed
+    # customers, whatever its name; the others for none (0 days)
+    m = SegmentModel(1, 0, [0.0] * 2, [1.5, 1.0],
+                     [Segment(1, "Coupon-driven web customers", [0.0, 0.0],
+                              [MicroSegment(1, [0.0, 0.0])]),
+                      Segment(2, "Web customers", [2.0, 0.0], [MicroSegment(2, [2.0, 0.0])]),
+                      Segment(3, "App loyalists", [0.0, 4.0], [MicroSegment(3, [0.0, 4.0])])],
+                     3, 3, features=["recency_activity_days", "b"])  # fmt: skip
+    sc = Scorer(margin=0.2, min_dwell_days=2)
+    near_lapsed = np.array([[1.9, 0.0]])
+    coupon = Assignment(1, 1, 0.0, 0, "")
+
+    def decide(cur: Assignment | None, z: np.ndarray, may: bool, t: int) -> Assignment | None:
+        return sc.decide_many(m, z, [cur], [t], may_lapse=np.array([may]))[0]
+
+    # between orders, however lapsed the vector looks: the nearest segment that is not lapsed
+    new = decide(None, near_lapsed, False, 0)
+    assert new is not None and new.segment_id == 1
+    assert decide(coupon, near_lapsed, False, 5 * DAY_MS) is None
+    # once the silence is long for their pace, the geometry decides
+    gone = decide(coupon, near_lapsed, True, 5 * DAY_MS)
+    assert gone is not None and gone.segment_id == 2
+    lapsed = Assignment(2, 2, 0.0, 5 * DAY_MS, "")
+    # back (a touch: the silence is short again): out of the lapsed segment, margin or not ...
+    assert decide(lapsed, np.array([[1.5, 0.0]]), True, 9 * DAY_MS) is None
+    back = decide(lapsed, np.array([[1.5, 0.0]]), False, 9 * DAY_MS)
+    assert back is not None and back.segment_id == 1
+    # ... but not before the minimum dwell
+    assert decide(lapsed, np.array([[1.5, 0.0]]), False, 6 * DAY_MS) is None
+    # the distances are left alone where nobody is barred or no segment is lapsed
+    d = np.array([[1.0, 2.0, 3.0]])
+    assert sc.compile(m).bar_lapsed(d, np.array([True])) is d
+    plain = SegmentModel(1, 0, [0.0] * 2, [1.5, 1.0], m.segments[:1] + m.segments[2:], 3, 3,
+                         features=["recency_activity_days", "b"])  # fmt: skip
+    assert sc.compile(plain).bar_lapsed(d[:, :2], np.array([False])).tolist() == [[1.0, 2.0]]
+
+
 def test_quiet_customers_are_re_evaluated_daily_then_at_doubling_intervals() -> None:
     s = CustomerState(last_ts=0, segment_id=1, scored_at=0)
     seen = []
