@@ -11,7 +11,7 @@ import pytest
 from river import drift as river_drift
 
 from stream.core.drift import FRESH, CustomerDrift, ModelFit, SegmentShare, page_hinkley_step
-from stream.core.features import DAY_MS, FEATURES
+from stream.core.features import DAY_MS, FEATURES, NAMES
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.outputs import SegmentEvent
 from stream.core.scoring import Scorer
@@ -117,16 +117,26 @@ def _model(version: int, centres: list[float], ids: list[int]) -> SegmentModel:
     return SegmentModel(version, 0, [0.0] * N, [1.0] * N, segs, max(ids) + 1, 200)
 
 
+def _active(model: SegmentModel) -> SegmentModel:
+    """``model`` with every centroid's recency of activity at the population mean (e^0 − 1 = 0
+    days): no segment stands for lapsed customers (`stream.core.space.lapsed_segments`)."""
+    r = NAMES.index("recency_activity_days")
+    for seg in model.segments:
+        for c in [seg.centroid] + [m.centroid for m in seg.micro]:
+            c[r] = 0.0
+    return model
+
+
 def test_a_drifting_customer_is_re_evaluated_at_once_and_the_change_says_so() -> None:
     seg = Segmenter(Scorer(margin=0.15, min_dwell_days=30), holdout_share=0.0,
                     customer_drift=CustomerDrift(threshold=1.0, min_instances=3))  # fmt: skip
-    seg.set_model(_model(1, [0.0, 3.0], [1, 2]))
+    seg.set_model(_active(_model(1, [0.0, 3.0], [1, 2])))
     s = CustomerState(last_ts=0, segment_id=1, micro_id=101, seg_version=1, seg_since=0)
     # vector() of an empty state is fixed; move the model instead so the distance grows
     changes = []
     for day, centre in enumerate([0.0, 0.0, 0.0, 0.0, 0.0, -4.0, -4.0], start=1):
         seg.model = None
-        seg.set_model(_model(day + 1, [centre, 3.0 + centre * 0.1], [1, 2]))
+        seg.set_model(_active(_model(day + 1, [centre, 3.0 + centre * 0.1], [1, 2])))
         changes += seg.score([("c1", s, day * DAY_MS)])
     assert seg.customer_drifts >= 1
     assert [c.reason for c in changes] == ["customer_drift"]  # well within the 30-day dwell
