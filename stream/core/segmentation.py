@@ -48,7 +48,7 @@ from stream.core.outputs import (
     rfc3339_ms,
 )
 from stream.core.scoring import Assignment, Compiled, Scorer, distances
-from stream.core.space import may_lapse
+from stream.core.space import may_lapse, missed_touches
 from stream.core.state import NO_TIME, CustomerState
 
 REASONS: tuple[str, ...] = get_args(ChangeReason)
@@ -142,7 +142,8 @@ class Segmenter:
         if model is None or not batch:
             return []
         raw = np.asarray([vector(state, at) for _, state, at in batch], dtype=np.float64)
-        space = transform_many(raw)
+        missed = missed_touches(raw)
+        space = transform_many(raw, missed)
         z = model.standardise(space)
         current = [
             Assignment(s.segment_id, s.micro_id, 0.0, s.seg_since, "") if s.segment_id else None
@@ -157,7 +158,7 @@ class Segmenter:
             confirm = (old, distances(old.centroids, self.previous.standardise(space)))
         decisions = self.scorer.decide_many(
             model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm,
-            may_lapse(raw),
+            may_lapse(raw, missed),
         )  # fmt: skip
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):

@@ -210,10 +210,11 @@ def lapsed_segments(
     return out
 
 
-def may_lapse(x: Array) -> NDArray[np.bool_]:
+def may_lapse(x: Array, missed: Array | None = None) -> NDArray[np.bool_]:
     """Per row of catalogue vectors: whether the customer's silence lets them be called lapsed
     (`LAPSE_SILENCE_DAYS`). A coupon buyer between orders sits near the lapsed customers in the
-    clustering space, and without this rule went into the lapsed segment and back.
+    clustering space, and without this rule went into the lapsed segment and back. ``missed``:
+    the rows' `missed_touches`, if the caller has them.
 
     >>> v = np.zeros((2, len(NAMES)))
     >>> v[:, _I["sessions_30d"]], v[:, _I["tenure_days"]] = 6.0, 365  # 6 sessions in 30 days
@@ -222,20 +223,25 @@ def may_lapse(x: Array) -> NDArray[np.bool_]:
     [False, True]
     """
     recency = x[:, _RECENCY]
-    out: NDArray[np.bool_] = (missed_touches(x) >= ALIVE_GRACE) | (recency >= LAPSE_SILENCE_DAYS)
+    if missed is None:
+        missed = missed_touches(x)
+    out: NDArray[np.bool_] = (missed >= ALIVE_GRACE) | (recency >= LAPSE_SILENCE_DAYS)
     return out
 
 
-def transform_many(x: Array) -> Array:
+def transform_many(x: Array, missed: Array | None = None) -> Array:
     """Rows of catalogue vectors → rows of the clustering space (see the module docstring).
 
     A few whole-matrix operations (the trainer calls it once per sample, so its cost is mostly
-    numpy's per-call overhead); left-out dimensions stay 0.
+    numpy's per-call overhead); left-out dimensions stay 0. ``missed``: the rows'
+    `missed_touches`, if the caller has them (the scorer also needs them for `may_lapse`).
     """
     x = np.asarray(x, dtype=np.float64)
     out = np.zeros_like(x)
     observed = _observed(x, 30.0)
-    alive = np.exp(-np.maximum(missed_touches(x, observed) - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
+    if missed is None:
+        missed = missed_touches(x, observed)
+    alive = np.exp(-np.maximum(missed - ALIVE_GRACE, 0.0) / ALIVE_SCALE)
     out[:, _C30] = np.log1p(np.maximum(x[:, _C30], 0.0) * (alive / observed)[:, None])
     out[:, _C7] = np.log1p(np.maximum(x[:, _C7], 0.0) * (alive / _observed(x, 7.0))[:, None])
     n = np.maximum(x[:, _EVIDENCE], 0.0)

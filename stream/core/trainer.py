@@ -191,7 +191,7 @@ class Trainer:
         self.far_birth = far_birth
         self.far_growth = far_growth
         self.settle_days = settle_days
-        self._last_window: Array = np.empty((0, 0))
+        self._last_window: Array = np.empty((0, len(FEATURES)))
         """The samples the last publish was fitted on (transformed, unscaled): a far newborn
         must have grown since (``far_growth``)."""
         self._changed_at: int | None = None
@@ -257,7 +257,7 @@ class Trainer:
         else:
             self._mean += self._alpha * delta
             self._var = (1.0 - self._alpha) * (self._var + self._alpha * delta * delta)
-        z = np.clip((x - self._mean) / self._std(), -Z_CLIP, Z_CLIP)
+        z = _scaled(x, self._mean, self._std())
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         self._samples.append(x)
         if self.drift and self.model is not None:
@@ -342,13 +342,13 @@ class Trainer:
         x = np.asarray(window, dtype=np.float64)
         mean = x.mean(axis=0)
         std = np.maximum(x.std(axis=0), STD_FLOOR)
-        points = np.clip((x - mean) / std, -Z_CLIP, Z_CLIP)
+        points = _scaled(x, mean, std)
         weights = np.ones(len(points))
         mcs = list(self.clusterer.micro_clusters.values())
         # River learns in the running scaling; its micro-clusters are moved into this one.
         summary = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
         if len(summary):
-            summary = np.clip((summary * self._std() + self._mean - mean) / std, -Z_CLIP, Z_CLIP)
+            summary = _scaled(summary * self._std() + self._mean, mean, std)
         summary_w = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
         prev = self.model
         k = len(prev.segments) if prev is not None else self.n_segments
@@ -375,13 +375,12 @@ class Trainer:
             ):
                 settled = (self._changed_at is None
                            or t - self._changed_at >= self.settle_days * DAY_MS)  # fmt: skip
+                far = None if cued or not settled else self.far_birth
                 grown = grow(points, weights, warm_c, self.seed, self.birth_share,
                              self.birth_gain, self.match_distance,
                              seeds=(summary, summary_w) if len(summary) else None,
-                             apart=0.0 if cued else self.match_distance,
-                             far=None if cued or not settled else self.far_birth,
-                             grew_from=np.clip((self._last_window - mean) / std, -Z_CLIP, Z_CLIP)
-                             if len(self._last_window) else self._last_window,
+                             apart=0.0 if cued else self.match_distance, far=far,
+                             grew_from=None if far is None else _scaled(self._last_window, mean, std),
                              growth=self.far_growth)  # fmt: skip
             fresh = inertia(points, weights, centroids, labels)
             if grown is not None:
@@ -502,6 +501,12 @@ class Trainer:
         self._reported.clear()
         self._publish_at = None
         self.clusterer.time_window = self.time_window
+
+
+def _scaled(x: Array, mean: Array, std: Array) -> Array:
+    """Rows of the clustering space scaled by ``mean`` and ``std``, clipped to ±`Z_CLIP`."""
+    out: Array = np.clip((x - mean) / std, -Z_CLIP, Z_CLIP)
+    return out
 
 
 def _micro_ids(
