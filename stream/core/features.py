@@ -34,7 +34,15 @@ from stream.core.events import (
     PurchaseEvent,
     event_time_ms,
 )
-from stream.core.state import N_SUMS, NO_TIME, STREAM_INDEX, CustomerState
+from stream.core.state import (
+    N_SUMS,
+    NO_TIME,
+    STREAM_INDEX,
+    TOUCH_CLICK,
+    TOUCH_ORGANIC,
+    TOUCH_OTHER,
+    CustomerState,
+)
 
 DAY_MS = 86_400_000
 TAU_MS = (7 * DAY_MS, 30 * DAY_MS)
@@ -153,6 +161,11 @@ class Effect(NamedTuple):
     """The event type."""
     code: int
     """Its position in `EFFECTS`."""
+    touch: int
+    """What kind of touch it is (`stream.core.state.CustomerState.touch`): an e-mail click
+    (``TOUCH_CLICK``), a session start or a purchase (``TOUCH_ORGANIC``: a visit or an order of
+    the customer's own accord, unless it follows a click, see `apply_fact`), else
+    ``TOUCH_OTHER``."""
 
 
 # code = kind · 64 + channel · 8 + weekend · 4 + late night · 2 + discounted, where kind is the
@@ -172,6 +185,10 @@ _WHEN_CODE = tuple(
     for hour in range(24)
 )
 _EPOCH_ORDINAL = 719_163  # date(1970, 1, 1).toordinal()
+
+CLICK_VISIT_MS = 2 * 3_600_000
+"""A session started (or an order placed) within this long of an e-mail click that was the
+customer's last own event counts as that click's visit, not a touch of their own accord."""
 
 _EMAIL_SUM = {"email_sent": SENT, "email_open": OPENS, "email_click": CLICKS}
 _CLICK_SUM = {"session_start": SESSIONS, "page_view": VIEWS, "product_view": VIEWS,
@@ -214,7 +231,11 @@ def _effect(code: int) -> Effect:
         plus30.append(LATE_NIGHT)
     stream = STREAM_INDEX[STREAM_OF_TYPE[kind]]
     own = kind not in _SENT_TO_THEM
-    return Effect(tuple(plus7), tuple(plus30), money, kind == "purchase", own, stream, kind, code)
+    touch = (TOUCH_CLICK if kind == "email_click"
+             else TOUCH_ORGANIC if kind in ("session_start", "purchase") else TOUCH_OTHER)  # fmt: skip
+    return Effect(
+        tuple(plus7), tuple(plus30), money, kind == "purchase", own, stream, kind, code, touch
+    )
 
 
 EFFECTS: tuple[Effect, ...] = tuple(_effect(code) for code in range(len(KINDS) * 64))
@@ -285,7 +306,7 @@ def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> N
     else:
         g7, g30 = math.exp(x7), math.exp(d / _TAU30)
     s = state.sums
-    plus7, plus30, money, purchase, own, _, _, _ = effect
+    plus7, plus30, money, purchase, own, _, _, _, touch = effect
     for i in plus7:
         s[i] += g7
     for i in plus30:
@@ -297,7 +318,15 @@ def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> N
             state.last_purchase_ts = t
     if t > state.last_ts:
         state.last_ts = t
-    if own and t > state.last_active_ts:
+    if touch == TOUCH_ORGANIC:
+        # A visit within CLICK_VISIT_MS after an e-mail click is the click's, not the customer's.
+        since = t - state.last_active_ts
+        if state.touch == TOUCH_CLICK and 0 <= since < CLICK_VISIT_MS:
+            touch = TOUCH_OTHER
+    state.organic = touch == TOUCH_ORGANIC
+    if own and t >= state.last_active_ts:
+        # (``>=``: of two own events at the same millisecond, the later applied one is the last.)
+        state.touch = touch
         state.last_active_ts = t
     first = state.first_ts
     if first == NO_TIME or t < first:

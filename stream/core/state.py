@@ -6,7 +6,8 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
   ``Σ w · exp((t − t0) / τ)`` against the reference time ``t0``, so applying an event touches only
   its own aggregates and the result does not depend on arrival order;
 * event times: ``t0``, first and last event, last purchase, last event of the customer's own (not
-  an e-mail sent, delivered or bounced to them) (ms since the epoch);
+  an e-mail sent, delivered or bounced to them) (ms since the epoch), and the kind of that last
+  own event (an e-mail click, an organic touch, or other: `stream.core.activity`);
 * per input stream, the source partition and the last applied offset, so a record Kafka redelivers
   after a crash is recognised (records of one key arrive in offset order);
 * the 64-bit hashes of the last `RECENT_IDS` event ids, so a re-sent event is recognised;
@@ -17,7 +18,8 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
   distance, cumulative sum and its minimum;
 * the last three segment moves (from which segment, why, when), for ``GET /customers/{id}``.
 
-The encoding is a versioned little-endian ``struct`` layout (never pickle): 399 bytes. Version 1
+The encoding is a versioned little-endian ``struct`` layout (never pickle): 399 bytes. Version 4
+(the same layout) did not keep the kind of the last own event (read as "other"). Version 1
 records (334 bytes, before the assignment was added) are still read, as "not yet assigned";
 version 2 (362 bytes, before the drift detector and the moves) as "no drift or move history";
 version 3 (397 bytes, before the last own event, with 32-bit partition numbers) with the last
@@ -46,7 +48,9 @@ STREAM_INDEX = {s: i for i, s in enumerate(STREAMS)}
 N_SUMS = 37
 RECENT_IDS = 12
 NO_TIME = -(2**63)
-VERSION = 4
+VERSION = 5
+TOUCH_OTHER, TOUCH_CLICK, TOUCH_ORGANIC = 0, 1, 2
+"""Kinds of a customer's last own event (`CustomerState.touch`)."""
 
 # version, sums, t0/first/last/last_purchase, events[3], duplicates, too_old,
 # partitions[3], offsets[3], ring position, recent event-id hashes
@@ -98,6 +102,13 @@ class CustomerState:
     partitions: list[int] = field(default_factory=lambda: [-1, -1, -1])
     offsets: list[int] = field(default_factory=lambda: [-1, -1, -1])
     ring_pos: int = 0
+    touch: int = TOUCH_OTHER
+    """The kind of the customer's last own event: an e-mail click, a touch of their own accord
+    (a session or an order not prompted by a click: `stream.core.activity`) or anything else.
+    Stored in the high half of the ring position's byte."""
+    organic: bool = field(default=False, compare=False, repr=False)
+    """Whether the event applied last (`stream.core.features.apply_fact`) was an organic touch,
+    for the caller to count; not stored."""
     recent_ids: list[int] = field(default_factory=lambda: [0] * RECENT_IDS)
     segment_id: int = 0  # 0: not assigned yet
     micro_id: int = 0
@@ -154,7 +165,7 @@ class CustomerState:
         return _V4.pack(
             VERSION, *self.sums, self.t0, self.first_ts, self.last_ts, self.last_purchase_ts,
             self.last_active_ts, *self.events, self.duplicates, self.too_old, *self.partitions,
-            *self.offsets, self.ring_pos, *self.recent_ids, self.segment_id, self.micro_id,
+            *self.offsets, self.ring_pos | self.touch << 4, *self.recent_ids, self.segment_id, self.micro_id,
             self.seg_version, self.seg_since, self.scored_at, *self.drift, *self.history,
         )  # fmt: skip
 
@@ -162,8 +173,12 @@ class CustomerState:
     def decode(cls, data: bytes) -> CustomerState:
         """Read any supported version; raise `StateDecodeError` on anything else."""
         n = 1 + N_SUMS
-        if data and data[0] == 4 and len(data) == _V4.size:
+        touch = TOUCH_OTHER
+        if data and data[0] in (4, 5) and len(data) == _V4.size:
             v = _V4.unpack(data)
+            if data[0] == 5:
+                touch = v[n + 16] >> 4
+                v = (*v[: n + 16], v[n + 16] & 15, *v[n + 17 :])
         else:
             if data and data[0] == 3 and len(data) == _V3.size:
                 old = _V3.unpack(data)
@@ -179,7 +194,7 @@ class CustomerState:
             sums=list(v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
             last_purchase_ts=v[n + 3], last_active_ts=v[n + 4], events=list(v[n + 5 : n + 8]),
             duplicates=v[n + 8], too_old=v[n + 9], partitions=list(v[n + 10 : n + 13]),
-            offsets=list(v[n + 13 : n + 16]), ring_pos=v[n + 16], recent_ids=list(v[n + 17 : a]),
+            offsets=list(v[n + 13 : n + 16]), ring_pos=v[n + 16], touch=touch, recent_ids=list(v[n + 17 : a]),
             segment_id=v[a], micro_id=v[a + 1], seg_version=v[a + 2], seg_since=v[a + 3],
             scored_at=v[a + 4], drift=(v[a + 5], v[a + 6], v[a + 7], v[a + 8]),
             history=tuple(v[a + 9 :]),

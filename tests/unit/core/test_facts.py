@@ -54,7 +54,14 @@ from stream.core.features import (
     vector,
 )
 from stream.core.ingest import Ingest
-from stream.core.state import N_SUMS, NO_TIME, CustomerState
+from stream.core.state import (
+    N_SUMS,
+    NO_TIME,
+    TOUCH_CLICK,
+    TOUCH_ORGANIC,
+    TOUCH_OTHER,
+    CustomerState,
+)
 from stream.core.validation import Limits, Validator
 from stream.replay import numbered_lines, sourced_lines
 
@@ -126,7 +133,15 @@ def ref_apply(state: CustomerState, event: Any, t: int | None = None) -> None:
     if t > state.last_ts:
         state.last_ts = t
     own = kind not in ("email_sent", "email_delivered", "email_bounce")
-    if own and t > state.last_active_ts:
+    if own and t >= state.last_active_ts:
+        touch = TOUCH_OTHER
+        if kind == "email_click":
+            touch = TOUCH_CLICK
+        elif kind in ("session_start", "purchase") and not (
+            state.touch == TOUCH_CLICK and t - state.last_active_ts < 2 * 3_600_000
+        ):
+            touch = TOUCH_ORGANIC
+        state.touch = touch
         state.last_active_ts = t
     if state.first_ts == NO_TIME or t < state.first_ts:
         state.first_ts = t
