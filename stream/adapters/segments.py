@@ -309,7 +309,10 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             svc.metrics.agent_errors.labels("feature_sample").inc()
             log.error("unreadable feature-samples record skipped")
             continue
+        days = svc.collator.take_days()
         for at, raw, learn in due:
+            while days and days[0][0] <= at:  # a day's touches before its samples
+                await _observe_day(svc, *days.pop(0))
             try:
                 if not learn:  # a monitoring sample: drift detectors only
                     tr.watch_one(raw, at)
@@ -323,6 +326,18 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             except Exception:
                 svc.metrics.agent_errors.labels("trainer").inc()
                 log.exception("trainer failed on a sample; skipping it")
+        for day, touches in days:  # days without samples
+            await _observe_day(svc, day, touches)
+
+
+async def _observe_day(svc: Service, day: int, touches: list[int] | None) -> None:
+    """`Trainer.observe_day` for a released day. Never raises."""
+    try:
+        svc.trainer.observe_day(day, touches)
+        await send_drift(svc, svc.trainer.take_detections())
+    except Exception:
+        svc.metrics.agent_errors.labels("trainer").inc()
+        log.exception("trainer failed on a day's touches; skipping them")
 
 
 async def send_drift(svc: Service, found: list[Detection]) -> None:

@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from stream.core.activity import DailyTouches
 from stream.core.collate import SampleReport
 from stream.core.features import vector
 from stream.core.outputs import SegmentChange
@@ -91,6 +92,7 @@ class Assigner:
         self.sizes: dict[int, Counter[int]] = {}  # partition → segment id → customers
         self._model_version: dict[int, int] = {}  # partition → model version it was reassessed at
         self._watermark: dict[int, int] = {}  # partition → newest watermark it was stepped to
+        self.touches: dict[int, DailyTouches] = {}  # partition → its organic touches by day
 
     def owns(self, partition: int) -> bool:
         """Whether the partition's schedule is built."""
@@ -125,6 +127,7 @@ class Assigner:
             sch.advance(newest)  # first day boundary after a restart is sampled like any other
         self.schedules[partition] = sch
         self.sizes[partition] = sizes
+        self.touches[partition] = DailyTouches(None if newest == NO_TIME else newest)
         self._model_version[partition] = 0  # reassess once a model is there
 
     def release(self, partition: int) -> None:
@@ -133,6 +136,14 @@ class Assigner:
         self._model_version.pop(partition, None)
         self._watermark.pop(partition, None)
         self.sizes.pop(partition, None)
+        self.touches.pop(partition, None)
+
+    def touched(self, partition: int, t: int, state: CustomerState) -> None:
+        """Note an event at ``t`` just applied to ``state`` (`Ingest.process`'s ``after``): the
+        partition's daily report counts it if it was an organic touch (`stream.core.activity`)."""
+        days = self.touches.get(partition)
+        if days is not None:
+            days.add(state, t)
 
     def forget(self, partition: int, customer_id: str, segment_id: int = 0) -> None:
         """Drop an erased customer (who was in ``segment_id``, 0 for none)."""
@@ -183,7 +194,7 @@ class Assigner:
             out.rescored += len(idle)
             score(idle)
         for day in days:  # a batch may pass several days: each has its sample
-            report = SampleReport(partition, day)
+            report = SampleReport(partition, day, touches=self.touches[partition].take(day))
             for key, cid in sch.sample_keyed(day):
                 s = out.states.get(cid) or load(cid)
                 if s is not None:  # features as of the day, or of a newer event in the batch

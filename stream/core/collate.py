@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from stream.core.activity import N_BANDS
 from stream.core.features import FEATURES
 from stream.core.schedule import DAY_MS, training_flags
 
@@ -39,15 +40,19 @@ class Due(NamedTuple):
 
 @dataclass
 class SampleReport:
-    """One partition's training sample for one day: ``(sample_key, raw vector)`` pairs."""
+    """One partition's training sample for one day: ``(sample_key, raw vector)`` pairs; and the
+    day's organic touches by tenure band (`stream.core.activity.DailyTouches.take`; None: not
+    counted in full, e.g. the partition was assigned during the day)."""
 
     partition: int
     day: int
     samples: list[tuple[int, list[float]]] = field(default_factory=list)
+    touches: list[int] | None = None
 
     def encode(self) -> bytes:
         """The ``feature-samples`` record (JSON; no customer id, only the sampling hash)."""
-        obj = {"partition": self.partition, "day": self.day, "samples": self.samples}
+        obj = {"partition": self.partition, "day": self.day, "samples": self.samples,
+               "touches": self.touches}  # fmt: skip
         return json.dumps(obj, separators=(",", ":")).encode()
 
     @classmethod
@@ -71,7 +76,14 @@ class SampleReport:
             ):
                 raise ValueError(f"a sample vector has {len(FEATURES)} finite numbers")
             samples.append((row[0], [float(v) for v in vec]))
-        return cls(p, day, samples)
+        touches = obj.get("touches")  # absent from the reports of older workers
+        if touches is not None and not (
+            isinstance(touches, list)
+            and len(touches) == N_BANDS
+            and all(isinstance(n, int) and n >= 0 for n in touches)
+        ):
+            raise ValueError(f"touches are {N_BANDS} counts")
+        return cls(p, day, samples, touches)
 
 
 class Collator:
@@ -103,6 +115,14 @@ class Collator:
         self._front: dict[int, int] = {}  # partition → newest day reported
         self._released: int | None = None  # newest day released
         self.late = 0  # samples released after their day (a partition reported it too late)
+        self._days: list[tuple[int, list[int] | None]] = []
+
+    def take_days(self) -> list[tuple[int, list[int] | None]]:
+        """The days released since the last call, in order, each with the partitions' organic
+        touches summed (None unless every partition reported the day in full in time): for
+        `stream.core.trainer.Trainer.observe_day`, before the day's samples."""
+        out, self._days = self._days, []
+        return out
 
     def add(self, report: SampleReport) -> list[Due]:
         """Take a report; return the samples now due, in order."""
@@ -119,7 +139,13 @@ class Collator:
             ahead = max(self._front.values()) >= first + self.max_lag_days * DAY_MS
             if not (passed or ahead):
                 break
-            rows = [kv for r in self._pending.pop(first).values() for kv in r.samples]
+            reports = self._pending.pop(first)
+            rows = [kv for r in reports.values() for kv in r.samples]
+            counts = [r.touches for r in reports.values() if r.touches is not None]
+            full = len(counts) == self.partitions
+            self._days.append(
+                (first, [sum(c) for c in zip(*counts, strict=True)] if full else None)
+            )
             out += self._due(first, rows)
             self._released = first
         return out

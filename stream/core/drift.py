@@ -14,6 +14,9 @@ input, so detections replay exactly:
   its noise, than it moves the mean distance.
   ADWIN: no false alarms at its default on stationary streams, ≈ 0.1–0.3 µs per value, and its
   window adapts, so a 0.5 standard-deviation shift is caught within a few hundred values.
+  The population's activity is watched at this level too, by day rather than by sample
+  (`stream.core.activity`): a churn wave shows in the touches that stop coming days before it
+  moves anyone's features.
 * **segment** (`SegmentShare`): per segment, ADWIN over the indicator "this training sample was
   assigned here" (the segment's share growing or shrinking) and over its members' distance to
   its centroid (the segment changing character, rises only); the same ``delta``.

@@ -132,8 +132,13 @@ class Ingest:
         records: Sequence[RawRecord],
         load: Callable[[str], CustomerState | None],
         before: Callable[[int, int, dict[str, CustomerState]], None] | None = None,
+        after: Callable[[int, int, CustomerState], None] | None = None,
     ) -> BatchResult:
         """Process a batch. ``load(customer_id)`` returns the stored state or None.
+
+        ``after(partition, t, state)`` is called after each event applied (the worker counts
+        organic touches there, as the offline engine's stages see each applied event:
+        `stream.core.engine.Stage.on_applied`).
 
         ``before(partition, t, changed)`` is called before each valid event (at ``t`` ms, from
         ``partition``) is applied, with the states the batch changed so far: the worker samples
@@ -176,6 +181,8 @@ class Ingest:
             )
             if outcome == ACCEPTED:
                 out.applied.append((rec, result))
+                if after is not None:
+                    after(rec.partition, t, state)
             out.counts[(result.stream.value, result.type, outcome)] += 1
             changed[cid] = state
         return out

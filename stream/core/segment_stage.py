@@ -10,7 +10,9 @@ during a tick of event time (``tick_minutes``) are scored together at the end of
 a worker scores a batch; quiet customers are re-evaluated at day boundaries of the watermark
 (`rescore_due`: every ``idle_days`` for their first 14 quiet days, then each time their quiet
 time doubles), so customers who go quiet still move. Outputs:
-``segment-changes``, ``segment-events``, ``segment-model`` (the snapshots) and segment profiles.
+``segment-changes``, ``segment-events``, ``segment-model`` (the snapshots), segment profiles and
+each day's organic touches (``activity``: what the population-activity detector saw,
+`stream.core.activity`; the worker's partitions report the same counts on ``feature-samples``).
 
 Everything depends only on the applied events in order: same input → same outputs.
 """
@@ -21,8 +23,9 @@ import json
 from collections import Counter
 from typing import Any
 
+from stream.core.activity import DailyTouches
 from stream.core.features import DAY_MS, vector
-from stream.core.outputs import SegmentChange
+from stream.core.outputs import SegmentChange, rfc3339_ms
 from stream.core.schedule import Schedule, training_flags
 from stream.core.segmentation import Segmenter, drift_events, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
@@ -92,6 +95,10 @@ class SegmentationStage:
         self.events: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
         self.drift_counts: Counter[tuple[str, str]] = Counter()
+        self.touches = DailyTouches()
+        self.activity: list[tuple[int, list[int] | None]] = []
+        """Each day's organic touches by tenure band (`stream.core.activity`), by the boundary
+        that ended the day."""
 
     def before_applied(self, t: int) -> None:
         """Close the ticks and days that ``t`` has passed, before its event is applied: a day's
@@ -104,7 +111,9 @@ class SegmentationStage:
             self._close_tick(t)
 
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
-        """Note the update (ticks and days were closed by `before_applied`)."""
+        """Note the update (ticks and days were closed by `before_applied`) and count it if it
+        was an organic touch (`stream.core.activity`)."""
+        self.touches.add(state, t)
         self.customers[customer_id] = state
         self.schedule.seen(customer_id, state.last_ts)
         self._dirty[customer_id] = state
@@ -134,7 +143,12 @@ class SegmentationStage:
 
     def _learn(self, watermark: int) -> None:
         """Feed the day's sample (`Schedule.sample`) to the trainer: the training samples
-        (`training_flags`) to learn, the others to its drift detectors only."""
+        (`training_flags`) to learn, the others to its drift detectors only; the day's organic
+        touches first (`Trainer.observe_day`)."""
+        touches = self.touches.take(watermark)
+        self.activity.append((watermark, touches))
+        self.trainer.observe_day(watermark, touches)
+        self._drift()
         keyed = self.schedule.sample_keyed(watermark)
         flags = training_flags([k for k, _ in keyed], self.sample_rate, self.max_daily_samples)
         for (_, cid), train in zip(keyed, flags, strict=True):
@@ -201,6 +215,10 @@ class SegmentationStage:
                 },
             },
             "segments": self.profiles(),
+            "activity": [
+                {"day": rfc3339_ms(end - DAY_MS)[:10], "touches": touches}
+                for end, touches in self.activity
+            ],
         }
 
     def profiles(self) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 from river import cluster
 
+from stream.core.activity import ActivityDrift
 from stream.core.adapt import grow, retire
 from stream.core.drift import Detection, ModelFit, SegmentShare
 from stream.core.features import DAY_MS, FEATURES
@@ -201,6 +202,7 @@ class Trainer:
         self._far = np.inf
         """Distance beyond which a sample counts as an outlier (see the end of `publish`)."""
         self.segment_drift = SegmentShare()
+        self.activity = ActivityDrift()
         self.detections: list[Detection] = []
         """Drift detections not yet taken (`take_detections`)."""
         self._publish_at: int | None = None
@@ -285,6 +287,20 @@ class Trainer:
         """The drift detections since the last call (for ``segment-events``)."""
         out, self.detections = self.detections, []
         return out
+
+    def observe_day(self, boundary: int, touches: list[int] | None) -> None:
+        """Take the organic touches of the day that ends at ``boundary`` (the partitions' sums of
+        `stream.core.activity.DailyTouches.take`; None: not counted in full), before that day's
+        samples: a churn wave shows in them days before it moves anyone's features
+        (`stream.core.activity`). A detection is reported and changes nothing in the model:
+        customers going quiet move into the segments of lapsed customers as their silence grows
+        (`stream.core.space.may_lapse`); adapting to the fall (faster forgetting, the newest
+        samples only) split the churned customers off in a segment of their own on one
+        simulation (final ARI .970 → .857)."""
+        if self.drift:
+            hit = self.activity.update(boundary, touches)
+            if hit is not None:
+                self.detections.append(hit)
 
     def _watch(self, model: SegmentModel, x: Array, t: int) -> None:
         """Feed the drift detectors one sample (``x``: in the clustering space), as the current
