@@ -90,6 +90,15 @@ class Metrics:
             "Feature vectors sent to the trainer (feature-samples topic).",
             registry=r,
         )
+        self.organic_touches = Counter(
+            "microseg_organic_touches",
+            "Customers' organic touches (visits and orders of their own accord) counted for the "
+            "population-activity drift test: in a day's report, or too late for it.",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("reported", "late"):
+            self.organic_touches.labels(outcome)
         self.trainer_samples = Counter(
             "microseg_trainer_samples",
             "Feature samples the trainer learnt (only on the worker running the trainer).",
@@ -119,8 +128,8 @@ class Metrics:
             ["level", "detector"],
             registry=r,
         )
-        for level, detector in (("model_fit", "adwin"), ("segment", "adwin"),
-                                ("customer", "page_hinkley")):  # fmt: skip
+        for level, detector in (("model_fit", "adwin"), ("model_fit", "page_hinkley"),
+                                ("segment", "adwin"), ("customer", "page_hinkley")):  # fmt: skip
             self.drift.labels(level, detector)
         self._customer_drifts = 0
         self.event_time_lag = Histogram(

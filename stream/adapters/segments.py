@@ -176,6 +176,9 @@ def _queue_step(svc: Service, step: Step) -> None:
         outbox.send(svc.settings.topic_feature_samples, str(report.partition).encode(),
                     report.encode())  # fmt: skip
         m.samples_sent.inc(len(report.samples))
+        if report.touches is not None:
+            m.organic_touches.labels("reported").inc(sum(report.touches))
+    m.organic_touches.labels("late").inc(step.late_touches)
     m.rescored.inc(step.rescored)
     m.customer_drifts(svc.segmenter.customer_drifts)
 

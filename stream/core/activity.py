@@ -101,10 +101,14 @@ class DailyTouches:
     >>> days.add(s, 2 * DAY_MS + 9)
     >>> days.take(2 * DAY_MS), days.take(3 * DAY_MS), days.take(4 * DAY_MS)
     (None, [0, 1, 0, 0, 0], [0, 0, 0, 0, 0])
+    >>> days.add(s, 2 * DAY_MS), days.take(5 * DAY_MS), days.late  # a touch of a day taken
+    (None, [0, 0, 0, 0, 0], 1)
     """
 
     def __init__(self, since: int | None = None) -> None:
         self.since = since
+        self.late = 0
+        """Touches dropped because their day had been taken (arrived too late)."""
         self._days: dict[int, list[int]] = {}
 
     def add(self, state: CustomerState, t: int) -> None:
@@ -121,7 +125,7 @@ class DailyTouches:
         (touches that came after their day was taken) are dropped."""
         day = boundary // DAY_MS - 1
         for old in [d for d in self._days if d < day]:
-            del self._days[old]
+            self.late += sum(self._days.pop(old))
         counts = self._days.pop(day, [0] * N_BANDS)
         return None if self.since is None or day <= (self.since + LATENESS_MS) // DAY_MS else counts
 

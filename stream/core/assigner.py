@@ -59,6 +59,8 @@ class Step:
     """One training-sample report per day boundary passed (`stream.core.collate`)."""
     rescored: int = 0
     """Quiet customers re-evaluated at a day boundary."""
+    late_touches: int = 0
+    """Organic touches that came after their day's report had gone (`stream.core.activity`)."""
 
 
 class Assigner:
@@ -193,13 +195,16 @@ class Assigner:
             idle = sch.idle(day, lambda c: out.states.get(c) or load(c))
             out.rescored += len(idle)
             score(idle)
+        touches = self.touches[partition]
+        late = touches.late
         for day in days:  # a batch may pass several days: each has its sample
-            report = SampleReport(partition, day, touches=self.touches[partition].take(day))
+            report = SampleReport(partition, day, touches=touches.take(day))
             for key, cid in sch.sample_keyed(day):
                 s = out.states.get(cid) or load(cid)
                 if s is not None:  # features as of the day, or of a newer event in the batch
                     report.samples.append((key, vector(s, max(day, s.last_ts))))
             out.reports.append(report)
+        out.late_touches = touches.late - late
         return out
 
     def stale(self) -> list[int]:

@@ -143,6 +143,13 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     assert all(abs(on - off) <= 0.2 * off + 5 for _, on, off in pairs), pairs
     on, off = sum(p[1] for p in pairs), sum(p[2] for p in pairs)
     assert abs(on - off) <= 0.1 * off, (on, off)
+    sent_touches = sum(sum(r["touches"]) for r in reports if r["touches"] is not None)
+    counted = [
+        sum(metric_sum(w.metrics(), "microseg_organic_touches_total", outcome=o) for w in workers)
+        for o in ("reported", "late")
+    ]
+    print(f"organic touches reported {counted[0]}, late {counted[1]}, on the topic {sent_touches}")
+    assert counted[0] >= sent_touches > 0, (counted, sent_touches)
 
     records = read_topic(broker.bootstrap, names.topic("segment-changes"))
     changes = [json.loads(r.value) for r in records]

@@ -200,13 +200,16 @@ def test_workers_count_the_touches_the_offline_replay_counts() -> None:
 
     assigner = Assigner(Segmenter(holdout_share=0.0), sample_rate=0.0)
     ingest, store, reports = Ingest(check_future=False), {}, []
+    late: list[int] = []
 
     def before(partition: int, t: int, changed: dict[str, CustomerState]) -> None:
         if not assigner.owns(partition):
             assigner.adopt(partition, [])
         if assigner.passes_day(partition, t):
             ups = {c: s for c, s in changed.items() if int(c[1:]) % 2 == partition}
-            reports.extend(assigner.step(partition, ups, t, store.get, 0).reports)
+            step = assigner.step(partition, ups, t, store.get, 0)
+            reports.extend(step.reports)
+            late.append(step.late_touches)
 
     for start in range(0, len(raw), 50):  # batches of 50 records
         out = ingest.process(_records(raw[start : start + 50], 2, start), store.get, before,
@@ -222,6 +225,7 @@ def test_workers_count_the_touches_the_offline_replay_counts() -> None:
     assert all(online[d] == offline[d] for d in counted), [
         (d // DAY_MS, online[d], offline[d]) for d in counted if online[d] != offline[d]
     ]
+    assert late and not any(late), "in event-time order nothing comes after its day's report"
     organic = sum(b'"session_start"' in v or b'"purchase"' in v for v in raw)
     total = sum(sum(c) for c in offline.values() if c is not None)
     assert 0 < total < organic, "click visits (and the first, partial day) are not counted"
@@ -243,3 +247,18 @@ def test_a_day_reported_in_part_sums_to_none_and_old_reports_read() -> None:
         with pytest.raises(ValueError, match="touches"):
             SampleReport.decode(json.dumps({"partition": 0, "day": 0, "samples": [],
                                             "touches": bad}).encode())  # fmt: skip
+
+
+def test_a_touch_that_comes_after_its_days_report_is_counted_late() -> None:
+    assigner = Assigner(Segmenter(holdout_share=0.0), sample_rate=0.0)
+    assigner.adopt(0, [])
+    veteran = CustomerState(first_ts=T0 - 40 * DAY_MS, organic=True)
+    assert not assigner.passes_day(0, T0 + HOUR)  # the partition's day clock starts
+    assigner.touched(0, T0 + HOUR, veteran)  # counting starts (a partial day)
+    assigner.touched(0, T0 + DAY_MS + HOUR, veteran)
+    step = assigner.step(0, {}, T0 + 2 * DAY_MS + HOUR, {}.get, 0)
+    assert [r.touches for r in step.reports] == [None, [0, 0, 0, 0, 1]]
+    assert step.late_touches == 0
+    assigner.touched(0, T0 + DAY_MS + 2 * HOUR, veteran)  # day 1's, consumed after its report
+    step = assigner.step(0, {}, T0 + 3 * DAY_MS + HOUR, {}.get, 0)
+    assert [r.touches for r in step.reports] == [[0, 0, 0, 0, 0]] and step.late_touches == 1
