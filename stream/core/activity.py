@@ -44,6 +44,7 @@ day), then 20 % fewer than that from day 70 (caught on its second):
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 
 from river import drift
@@ -81,8 +82,7 @@ def touch_band(state: CustomerState, t: int) -> int | None:
     """
     if not state.organic:
         return None
-    tenure = t // DAY_MS - state.first_ts // DAY_MS
-    return sum(tenure >= b for b in BANDS)
+    return bisect_right(BANDS, t // DAY_MS - state.first_ts // DAY_MS)
 
 
 class DailyTouches:
