@@ -22,6 +22,7 @@ from stream.core.trainer import Trainer
 from stream.core.validation import Limits
 
 if TYPE_CHECKING:
+    from stream.adapters.align import Aligner
     from stream.adapters.census import ChangeFeed
     from stream.adapters.outbox import Outbox
     from stream.adapters.segments import ModelFeed
@@ -57,6 +58,8 @@ class Service:
     erasures); the outbox is empty whenever it is free."""
     last_event: dict[int, Any] = field(default_factory=dict)
     """Input partition → its newest event (the table's partition context for catch-up)."""
+    aligner: Aligner | None = None
+    """Releases the input topics' records in event-time order (`stream.adapters.align`)."""
 
     @property
     def segmenter(self) -> Any:
@@ -200,6 +203,10 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         change_feed=ChangeFeed(settings, metrics, bootstrap),
         outbox=Outbox(app, deliveries),
     )
+    if settings.align_max_wait_s > 0:
+        from stream.adapters import align
+
+        service.aligner = align.install(app, frozenset(inputs.values()), settings.align_max_wait_s)
     agents.register(service)
     segments.register(service)
     web.register(service)

@@ -178,6 +178,19 @@ class Metrics:
             "Wall-clock seconds since this worker loaded the model it scores with.",
             registry=r,
         )
+        self.input_held = Gauge(
+            "microseg_input_held_records",
+            "Input records fetched and held back so that the three input topics are consumed in "
+            "step by event time (MICROSEG_ALIGN_MAX_WAIT_S).",
+            registry=r,
+        )
+        self.input_forced = Counter(
+            "microseg_input_forced_releases",
+            "Times a partition's held input records went ahead after MICROSEG_ALIGN_MAX_WAIT_S "
+            "without the earlier records of another topic they waited for.",
+            registry=r,
+        )
+        self._forced = 0
         self._model_loaded_at: float | None = None
 
     def model(self, model: SegmentModel) -> None:
@@ -216,6 +229,14 @@ class Metrics:
             self.segment_customers.labels(str(segment)).set(n)
         if self._model_loaded_at is not None:
             self.model_age.set(time.time() - self._model_loaded_at)
+
+    def aligned(self, held: int, forced: int) -> None:
+        """Record the input alignment's held records now and its forced releases (``forced``
+        so far)."""
+        self.input_held.set(held)
+        if forced > self._forced:
+            self.input_forced.inc(forced - self._forced)
+            self._forced = forced
 
     def exposition(self) -> bytes:
         """The text exposition format."""

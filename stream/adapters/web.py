@@ -118,6 +118,8 @@ def register(svc: Service) -> None:
         svc.metrics.ready.set(1 if is_ready(svc) else 0)
         n = svc.assigner.customers()
         svc.metrics.refresh(consumer_lags(svc), n, n * encoded_size(), svc.assigner.segment_sizes())
+        if svc.aligner is not None:
+            svc.metrics.aligned(svc.aligner.held, svc.aligner.forced)
         # aiohttp refuses a charset inside content_type, so the full type goes in as a header.
         return web.bytes(svc.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 

@@ -1,0 +1,333 @@
+"""Event-time alignment of the input topics: a worker consumes its three topics in step.
+
+A customer's clickstream, e-mail and purchase events come from three co-partitioned topics, and
+their features depend on the order the events are applied in. Faust hands a worker the records
+of its partitions round-robin, one record per topic at a time, so when a backlog is consumed (a
+worker started on retained history, after an outage, or while a backfill is replayed into the
+topics) a topic with fewer records per day runs ahead in event time: measured on a 40-day
+simulated backlog, the e-mail topic ran more than 30 days ahead of the clickstream, and 2,570
+of 89,330 events (2.9 %) were then older than their customer's newest event by more than the
+lateness bound and ignored (``microseg_late_events_total``). The features of the rest were
+applied out of order, and the daily count of organic touches behind the population-activity
+drift test (`stream.core.activity`) came up short.
+
+`EventTimeScheduler` is Faust's ``ConsumerScheduler`` for the worker: it holds back the fetched
+records of all the worker's input partitions and releases them merged by event time, the way
+Kafka Streams' partition groups do: the record with the earliest ``ts`` among the partitions'
+next records goes first, and a partition with nothing held holds back the records later than
+its newest while it is known to have records to read (its high watermark is past what the worker
+has received). Across partitions too: the trainer learns a day once every partition has reported
+it (`stream.core.collate`), and partitions consumed days apart made it learn days without the
+slower ones' samples (4,274 of 6,445 on that backlog), so its models differed from the offline
+replay's. Each partition's own records keep their offset order, so Faust's offset tracking and
+commits work as before: a held record is not in any stream yet, so no commit passes it, and a
+rebalance drops what is held (Faust seeks back to the committed offsets). A partition that is
+caught up holds nothing back, so a live stream is not delayed; after ``max_wait_s`` of wall time
+in which nothing could go, everything held goes (a broker that does not answer for a partition
+cannot stall the worker), and a partition with more than ``max_held`` records held is paused
+until they have gone.
+
+The event time is read from the record's ``"ts"`` (`event_ms`) without validating the record: a
+record without a readable ``ts`` goes first (it will be dead-lettered). Other topics (the trainer's
+samples, the table changelogs) pass through in Faust's own round-robin order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
+
+from faust.transport.utils import DefaultSchedulingStrategy
+from faust.types import TP
+
+from stream.core.events import event_time_ms
+
+log = logging.getLogger(__name__)
+
+_TS = re.compile(rb'"ts"\s*:\s*"([^"\\]{1,64})"')
+EARLIEST = -(2**63)
+"""The time of a record without a readable ``ts``."""
+
+
+def event_ms(value: bytes | None) -> int:
+    """The event time (ms) of a raw input record, from its ``"ts"``; `EARLIEST` if unreadable.
+
+    >>> event_ms(b'{"event_id":"e","ts":"2024-01-01T00:00:01Z","type":"x"}')
+    1704067201000
+    >>> event_ms(b'{"ts": "2024-01-01T01:00:00+01:00"}'), event_ms(b"nope") == EARLIEST
+    (1704067200000, True)
+    """
+    if not value:
+        return EARLIEST
+    m = _TS.search(value)
+    if m is None:
+        return EARLIEST
+    try:
+        ts = datetime.fromisoformat(m.group(1).decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return EARLIEST
+    if ts.tzinfo is None:
+        return EARLIEST
+    return event_time_ms(ts)
+
+
+class TopicPartition(NamedTuple):
+    """A topic partition (Faust's ``TP`` has the same fields)."""
+
+    topic: str
+    partition: int
+
+
+class Gate(Protocol):
+    """What the scheduler needs from the consumer."""
+
+    def highwater(self, tp: Any) -> int | None:
+        """The partition's high watermark from the latest fetch (None: not known yet)."""
+
+    def next_offset(self, tp: Any) -> int:
+        """The next offset the consumer will read, for a partition nothing was received from."""
+
+    def pause(self, tps: set[Any]) -> None:
+        """Stop fetching these partitions."""
+
+    def resume(self, tps: set[Any]) -> None:
+        """Fetch these partitions again."""
+
+
+class Aligner:
+    """The records of a worker's input topic partitions, held back and released in event-time
+    order (module docstring).
+
+    Parameters
+    ----------
+    gate
+        The consumer's high watermarks and pause/resume.
+    max_wait_s
+        Wall time held records wait at most for a topic partition that has records to read.
+    max_held
+        Records held for one topic partition beyond which it is paused until drained.
+    clock
+        Wall clock in seconds (monotonic).
+
+    >>> class Consumer:
+    ...     high = {}
+    ...     def highwater(self, tp): return self.high.get(tp)
+    ...     def next_offset(self, tp): return 0
+    ...     def pause(self, tps): pass
+    ...     def resume(self, tps): pass
+    >>> class Rec(NamedTuple):
+    ...     offset: int
+    ...     value: bytes
+    >>> def rec(offset, day): return Rec(offset, b'{"ts":"2024-01-%02dT00:00:00Z"}' % day)
+    >>> click, mail = TopicPartition("click", 0), TopicPartition("mail", 0)
+    >>> c = Consumer(); c.high = {click: 3, mail: 3}
+    >>> al = Aligner(c)
+    >>> al.assign({click, mail})
+    >>> [(tp.topic, r.offset) for tp, r in al.take({mail: [rec(0, 1), rec(1, 5), rec(2, 9)]})]
+    []
+    >>> out = al.take({click: [rec(0, 2), rec(1, 3)]})  # e-mail's day 5 waits for day 4's visit
+    >>> [(tp.topic, r.offset) for tp, r in out], al.held
+    ([('mail', 0), ('click', 0), ('click', 1)], 2)
+    >>> [(tp.topic, r.offset) for tp, r in al.take({click: [rec(2, 6)]})]  # click caught up
+    [('mail', 1), ('click', 2), ('mail', 2)]
+    """
+
+    def __init__(
+        self,
+        gate: Gate,
+        max_wait_s: float = 2.0,
+        max_held: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gate = gate
+        self.max_wait_s = max_wait_s
+        self.max_held = max_held
+        self.clock = clock
+        self.held = 0
+        """Records held now."""
+        self.forced = 0
+        """Times the held records went ahead after ``max_wait_s`` (`take`)."""
+        self._tps: set[Any] = set()  # the input topic partitions assigned
+        self._queues: dict[Any, deque[tuple[int, Any]]] = {}  # tp → (event ms, record)
+        self._latest: dict[Any, int] = {}  # tp → the newest event time received
+        self._next: dict[Any, int] = {}  # tp → the offset after the last one received
+        self._stuck: float | None = None  # wall clock since which nothing could go
+        self._paused: set[Any] = set()
+
+    def assign(self, tps: Iterable[Any]) -> None:
+        """The input topic partitions now assigned, released in step. What is held for a
+        partition no longer assigned is dropped."""
+        self._tps = set(tps)
+        for tp in [tp for tp in self._queues if tp not in self._tps]:
+            self.held -= len(self._queues.pop(tp))
+
+    def take(self, records: Mapping[Any, list[Any]]) -> list[tuple[Any, Any]]:
+        """Hold ``records`` (topic partition → its records in offset order) and return those
+        that may go now, in order: each partition's in offset order, merged by event time, up
+        to the newest time reached by every partition that has records to read and none held.
+        If nothing could go for ``max_wait_s``, everything held goes."""
+        for tp, recs in records.items():
+            if not recs:
+                continue
+            self._tps.add(tp)
+            times = [event_ms(r.value) for r in recs]
+            self._queues.setdefault(tp, deque()).extend(zip(times, recs, strict=True))
+            self._latest[tp] = max(self._latest.get(tp, EARLIEST), *times)
+            self._next[tp] = recs[-1].offset + 1
+            self.held += len(recs)
+        out: list[tuple[Any, Any]] = []
+        if not self.held:
+            self._stuck = None
+            return out
+        now = self.clock()
+        if self._merge(out, bounded=True):
+            self._stuck = None
+        elif self._stuck is None:
+            self._stuck = now
+        elif now - self._stuck >= self.max_wait_s:
+            n = self._merge(out, bounded=False)
+            self.forced += 1
+            log.info("%d input records went ahead after %.1f s waiting for earlier records of "
+                     "another topic partition", n, now - self._stuck)  # fmt: skip
+            self._stuck = None
+        released = {tp for tp, _ in out} & self._paused
+        if released:  # Faust drops the records of a partition that is paused
+            self.gate.resume(released)
+            self._paused -= released
+        return out
+
+    def settle(self) -> None:
+        """Pause the topic partitions holding more than ``max_held`` records (call once the
+        records `take` returned have been handed on: Faust drops a paused partition's records)."""
+        full = {tp for tp, q in self._queues.items() if len(q) > self.max_held} - self._paused
+        if full:
+            self.gate.pause(full)
+            self._paused |= full
+
+    def forget(self) -> set[Any]:
+        """Drop everything held (partitions revoked: Faust seeks back to the committed offsets);
+        return the partitions this aligner had paused, for the caller to resume."""
+        paused, self._paused = self._paused, set()
+        for d in (self._queues, self._latest, self._next):
+            d.clear()
+        self._tps = set()
+        self._stuck = None
+        self.held = 0
+        return paused
+
+    def _merge(self, out: list[tuple[Any, Any]], bounded: bool) -> int:
+        """Move held records to ``out`` in event-time order (each partition's in its own
+        order); ``bounded``: only up to the newest time of each partition with records still to
+        read and none held. Returns how many."""
+        tps = sorted(tp for tp, q in self._queues.items() if q)
+        queues = [self._queues[tp] for tp in tps]
+        limit: int | None = None
+        if bounded:
+            for tp in self._tps:
+                if not self._queues.get(tp) and self._pending(tp):
+                    latest = self._latest.get(tp, EARLIEST)
+                    limit = latest if limit is None else min(limit, latest)
+        heap = [(q[0][0], i) for i, q in enumerate(queues)]
+        heapq.heapify(heap)
+        n = 0
+        while heap and (limit is None or heap[0][0] <= limit):
+            i = heap[0][1]
+            q = queues[i]
+            out.append((tps[i], q.popleft()[1]))
+            n += 1
+            if q:
+                heapq.heapreplace(heap, (q[0][0], i))
+                continue
+            heapq.heappop(heap)
+            if bounded and self._pending(tps[i]):  # its next records may be earlier
+                latest = self._latest.get(tps[i], EARLIEST)
+                limit = latest if limit is None else min(limit, latest)
+        self.held -= n
+        return n
+
+    def _pending(self, tp: Any) -> bool:
+        """Whether ``tp`` has records the worker has not received (not known: yes)."""
+        high = self.gate.highwater(tp)
+        if high is None:
+            return True
+        nxt = self._next.get(tp)
+        return high > (nxt if nxt is not None else self.gate.next_offset(tp))
+
+
+class EventTimeScheduler(DefaultSchedulingStrategy):
+    """Faust's ``ConsumerScheduler`` for the worker: the input topics' records through an
+    `Aligner`, the others in Faust's round-robin order."""
+
+    def __init__(self, aligner: Aligner, inputs: frozenset[str]) -> None:
+        self.aligner = aligner
+        self.inputs = inputs
+
+    def iterate(self, records: Mapping[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
+        """The records of one fetch, and held ones, in the order they go to the streams."""
+        other = {tp: recs for tp, recs in records.items() if tp.topic not in self.inputs}
+        if other:
+            yield from super().iterate(other)
+        yield from self.aligner.take(
+            {tp: recs for tp, recs in records.items() if tp.topic in self.inputs}
+        )
+        self.aligner.settle()
+
+
+class FaustGate:
+    """A Faust app's consumer as the `Aligner` sees it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def highwater(self, tp: Any) -> int | None:
+        """The high watermark of ``tp`` from the latest fetch response, if there was one."""
+        try:
+            high = self.app.consumer.highwater(tp)
+        except Exception:  # not fetched yet, or the assignment is changing
+            return None
+        return None if high is None else int(high)
+
+    def next_offset(self, tp: Any) -> int:
+        """Where the consumer reads ``tp`` from (its committed offset after the last seek)."""
+        return int(self.app.consumer._read_offset.get(tp) or 0)
+
+    def pause(self, tps: set[Any]) -> None:
+        """Stop fetching ``tps``."""
+        self.app.consumer.pause_partitions(_faust_tps(tps))
+
+    def resume(self, tps: set[Any]) -> None:
+        """Fetch ``tps`` again."""
+        self.app.consumer.resume_partitions(_faust_tps(tps))
+
+
+def _faust_tps(tps: Iterable[Any]) -> set[Any]:
+    """Faust's own ``TP`` of each topic partition (a fetch's records are keyed by aiokafka's,
+    and Faust's set of active partitions accepts its own only)."""
+    return {TP(tp.topic, tp.partition) for tp in tps}
+
+
+def install(app: Any, inputs: frozenset[str], max_wait_s: float) -> Aligner:
+    """Make ``app``'s consumer release the ``inputs`` topics' records in event-time order from
+    its first partition assignment on; return the `Aligner` (for its metrics)."""
+    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s)
+
+    async def assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        consumer = app.consumer
+        if not isinstance(consumer.scheduler, EventTimeScheduler):
+            consumer.scheduler = EventTimeScheduler(aligner, inputs)
+        aligner.assign(tp for tp in assigned if tp.topic in inputs)
+
+    async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        paused = aligner.forget()
+        if paused:
+            app.consumer.resume_partitions(paused)
+
+    app.on_partitions_assigned.connect(assigned)
+    app.on_partitions_revoked.connect(revoked)
+    return aligner
