@@ -90,8 +90,12 @@ class Gate(Protocol):
     def highwater(self, tp: Any) -> int | None:
         """The partition's high watermark from the latest fetch (None: not known yet)."""
 
-    def next_offset(self, tp: Any) -> int:
-        """The next offset the consumer will read, for a partition nothing was received from."""
+    def position(self, tp: Any) -> int | None:
+        """The next offset the consumer fetches from the partition (None: not known)."""
+
+    def fetching(self, tp: Any) -> bool:
+        """Whether the consumer fetches the partition now (not paused, not held back by the
+        streams' back-pressure)."""
 
     def pause(self, tps: set[Any]) -> None:
         """Stop fetching these partitions."""
@@ -118,7 +122,8 @@ class Aligner:
     >>> class Consumer:
     ...     high = {}
     ...     def highwater(self, tp): return self.high.get(tp)
-    ...     def next_offset(self, tp): return 0
+    ...     def position(self, tp): return None
+    ...     def fetching(self, tp): return True
     ...     def pause(self, tps): pass
     ...     def resume(self, tps): pass
     >>> class Rec(NamedTuple):
@@ -188,8 +193,8 @@ class Aligner:
         now = self.clock()
         if self._merge(out, bounded=True):
             self._stuck = None
-        elif self._stuck is None:
-            self._stuck = now
+        elif self._stuck is None or not all(self.gate.fetching(tp) for tp in self._blocking()):
+            self._stuck = now  # a partition not fetched now (Faust's back-pressure) is waited for
         elif now - self._stuck >= self.max_wait_s:
             n = self._merge(out, bounded=False)
             self.forced += 1
@@ -229,10 +234,9 @@ class Aligner:
         queues = [self._queues[tp] for tp in tps]
         limit: int | None = None
         if bounded:
-            for tp in self._tps:
-                if not self._queues.get(tp) and self._pending(tp):
-                    latest = self._latest.get(tp, EARLIEST)
-                    limit = latest if limit is None else min(limit, latest)
+            for tp in self._blocking():
+                latest = self._latest.get(tp, EARLIEST)
+                limit = latest if limit is None else min(limit, latest)
         heap = [(q[0][0], i) for i, q in enumerate(queues)]
         heapq.heapify(heap)
         n = 0
@@ -251,13 +255,20 @@ class Aligner:
         self.held -= n
         return n
 
+    def _blocking(self) -> list[Any]:
+        """The partitions with records to read and none held: nothing later than their newest
+        may go."""
+        return [tp for tp in self._tps if not self._queues.get(tp) and self._pending(tp)]
+
     def _pending(self, tp: Any) -> bool:
         """Whether ``tp`` has records the worker has not received (not known: yes)."""
         high = self.gate.highwater(tp)
         if high is None:
             return True
-        nxt = self._next.get(tp)
-        return high > (nxt if nxt is not None else self.gate.next_offset(tp))
+        position = self.gate.position(tp)
+        if position is None:
+            position = self._next.get(tp, 0)
+        return high > position
 
 
 class EventTimeScheduler(DefaultSchedulingStrategy):
@@ -293,9 +304,28 @@ class FaustGate:
             return None
         return None if high is None else int(high)
 
-    def next_offset(self, tp: Any) -> int:
-        """Where the consumer reads ``tp`` from (its committed offset after the last seek)."""
-        return int(self.app.consumer._read_offset.get(tp) or 0)
+    def position(self, tp: Any) -> int | None:
+        """aiokafka's fetch position of ``tp``: past the records it handed over, and past any
+        transaction marker after them (a marker takes an offset, so the offset after the last
+        record received would leave a partition written by a transactional producer looking
+        like it had more to read)."""
+        try:
+            consumer = self.app.consumer._thread._ensure_consumer()
+            state = consumer._subscription.subscription.assignment.state_value(tp)
+        except Exception:  # not assigned (any more), or not started
+            return None
+        if state is None or not state.has_valid_position:
+            return None
+        return int(state.position)
+
+    def fetching(self, tp: Any) -> bool:
+        """Whether Faust fetches ``tp`` now: not paused, and its stream's buffer not full."""
+        consumer = self.app.consumer
+        faust_tp = TP(tp.topic, tp.partition)
+        return (
+            faust_tp not in consumer._paused_partitions
+            and faust_tp not in consumer._buffered_partitions
+        )
 
     def pause(self, tps: set[Any]) -> None:
         """Stop fetching ``tps``."""

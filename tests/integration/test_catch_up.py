@@ -52,6 +52,9 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     assert metric_sum(m, "microseg_events_total", outcome="too_old") == 0
     assert metric_sum(m, "microseg_events_total", outcome="accepted") == total
     assert metric_sum(m, "microseg_input_held_records") == 0
+    # Held records that went ahead after MICROSEG_ALIGN_MAX_WAIT_S (none in the runs measured) would
+    # explain a difference below.
+    forced = metric_sum(m, "microseg_input_forced_releases_total")
 
     # Each day's organic touches, summed over the partitions, as the offline replay counted.
     off_report = json.loads((tmp_path / "off" / "report.json").read_text())
@@ -68,14 +71,14 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
             pairs.append((date, sum(sum(c) for c in parts.values() if c), sum(offline_days[date])))
     print("organic touches a day, online and offline:", pairs)
     assert len(pairs) >= 35
-    assert all(abs(on - off) <= 0.01 * off + 1 for _, on, off in pairs), pairs
+    assert all(abs(on - off) <= 0.01 * off + 1 for _, on, off in pairs), (forced, pairs)
 
     # No report reached the trainer after its day had been learnt: the partitions were consumed
     # in step, so the trainer learnt what the offline replay learnt, and published its models.
     collator = Collator(names.partitions)
     for r in records:
         collator.add(SampleReport.decode(r.value))
-    assert collator.late == 0
+    assert collator.late == 0, forced
     online = [
         json.loads(r.value) for r in read_topic(broker.bootstrap, names.topic("segment-model"))
     ]
@@ -86,4 +89,4 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
         assert [s["id"] for s in got["segments"]] == [s["id"] for s in exp["segments"]]
         a = np.asarray([s["centroid"] for s in got["segments"]])
         b = np.asarray([s["centroid"] for s in exp["segments"]])
-        assert float(np.abs(a - b).max()) < 1e-6, got["version"]
+        assert float(np.abs(a - b).max()) < 1e-6, (got["version"], forced)

@@ -27,14 +27,19 @@ class Consumer:
 
     def __init__(self, high: dict[Any, int | None]) -> None:
         self.high = high
+        self.positions: dict[Any, int] = {}
+        self.backpressure: set[Any] = set()
         self.paused: set[Any] = set()
         self.resumed: list[set[Any]] = []
 
     def highwater(self, tp: Any) -> int | None:
         return self.high.get(tp)
 
-    def next_offset(self, tp: Any) -> int:
-        return 0
+    def position(self, tp: Any) -> int | None:
+        return self.positions.get(tp)
+
+    def fetching(self, tp: Any) -> bool:
+        return tp not in self.paused and tp not in self.backpressure
 
     def pause(self, tps: set[Any]) -> None:
         self.paused |= tps
@@ -103,7 +108,7 @@ def test_a_caught_up_or_idle_topic_does_not_hold_anything_back() -> None:
     c = Consumer({CLICK: 2, MAIL: 0, BUY: 7})  # no e-mail at all; purchases all received before
     al = Aligner(c)
     al.assign({CLICK, MAIL, BUY})
-    al._next[BUY] = 7
+    c.positions[BUY] = 7
     assert order(al.take({CLICK: [rec(0, 1), rec(1, 900)]})) == [("click", 0), ("click", 1)]
 
 
@@ -135,6 +140,17 @@ def test_held_records_go_ahead_after_max_wait_without_progress() -> None:
     clock.now = 3.5
     assert order(al.take({MAIL: [rec(0, 2)]})) == [("mail", 0), ("click", 2)]
     assert al.forced == 1
+    # A partition that Faust does not fetch because its stream's buffer is full is waited for.
+    c.high[MAIL] = 2
+    assert al.take({CLICK: [rec(3, 4)]}) == []
+    c.backpressure.add(MAIL)
+    clock.now = 10.0
+    assert al.take({}) == []
+    c.backpressure.clear()
+    clock.now = 11.0
+    assert al.take({}) == [] and al.forced == 1
+    clock.now = 12.0
+    assert order(al.take({})) == [("click", 3)] and al.forced == 2
 
 
 def test_a_partition_holding_too_much_is_paused_and_resumed_before_its_records_go() -> None:
@@ -173,3 +189,15 @@ def test_the_scheduler_passes_other_topics_through_and_aligns_the_inputs() -> No
     got = list(sched.iterate({samples: [Rec(0, b"{}")], CLICK: [rec(0, 5)]}))
     assert order(got) == [("feature-samples", 0)]  # the clickstream waits for the e-mail
     assert order(list(sched.iterate({MAIL: [rec(0, 4)]}))) == [("mail", 0), ("click", 0)]
+
+
+def test_a_partition_fetched_past_a_transaction_marker_is_caught_up() -> None:
+    # A transactional producer's commit marker takes an offset: the high watermark is one past
+    # the last record. The consumer's fetch position is past the marker too, and says so.
+    c = Consumer({CLICK: 2, MAIL: 3})
+    al = Aligner(c)
+    al.assign({CLICK, MAIL})
+    records = {MAIL: [rec(0, 1), rec(1, 2)], CLICK: [rec(0, 3), rec(1, 50)]}
+    assert order(al.take(records)) == [("mail", 0), ("mail", 1)]  # looks like more e-mail to come
+    c.positions[MAIL] = 3
+    assert order(al.take({})) == [("click", 0), ("click", 1)]
