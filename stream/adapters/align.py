@@ -210,7 +210,9 @@ class Aligner:
     def settle(self) -> None:
         """Pause the topic partitions holding more than ``max_held`` records (call once the
         records `take` returned have been handed on: Faust drops a paused partition's records)."""
-        full = {tp for tp, q in self._queues.items() if len(q) > self.max_held} - self._paused
+        # Re-applied while they stay full: Faust puts a partition back among those it fetches
+        # when its stream's buffer drains, paused or not.
+        full = {tp for tp, q in self._queues.items() if len(q) > self.max_held}
         if full:
             self.gate.pause(full)
             self._paused |= full
