@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,11 +80,18 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     for r in records:
         collator.add(SampleReport.decode(r.value))
     assert collator.late == 0, forced
-    online = [
-        json.loads(r.value) for r in read_topic(broker.bootstrap, names.topic("segment-model"))
-    ]
     with open(tmp_path / "off" / "segment-model.jsonl") as fh:
         want = [json.loads(line) for line in fh]
+
+    def published() -> list[dict[str, Any]]:
+        records = read_topic(broker.bootstrap, names.topic("segment-model"))
+        return [json.loads(r.value) for r in records]
+
+    # The trainer agent learns the reports after the worker sent them: let it catch up.
+    wait_for(
+        lambda: len(published()) >= len(want), 120, f"the trainer to publish {len(want)} models"
+    )
+    online = published()
     assert [m["version"] for m in online] == [m["version"] for m in want]
     for got, exp in zip(online, want, strict=True):
         assert [s["id"] for s in got["segments"]] == [s["id"] for s in exp["segments"]]
