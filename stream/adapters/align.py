@@ -358,7 +358,7 @@ def install(app: Any, inputs: frozenset[str], max_wait_s: float) -> Aligner:
     async def revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         paused = aligner.forget()
         if paused:
-            app.consumer.resume_partitions(paused)
+            aligner.gate.resume(paused)
 
     app.on_partitions_assigned.connect(assigned)
     app.on_partitions_revoked.connect(revoked)

@@ -3,8 +3,13 @@ stand-in consumer with high watermarks, and records as Kafka hands them over (of
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
+from faust.types import TP
+
+from stream.adapters import align
 from stream.adapters.align import EARLIEST, Aligner, EventTimeScheduler, TopicPartition, event_ms
 
 CLICK, MAIL, BUY = (TopicPartition(t, 0) for t in ("click", "mail", "buy"))
@@ -204,3 +209,47 @@ def test_a_partition_fetched_past_a_transaction_marker_is_caught_up() -> None:
     assert order(al.take(records)) == [("mail", 0), ("mail", 1)]  # looks like more e-mail to come
     c.positions[MAIL] = 3
     assert order(al.take({})) == [("click", 0), ("click", 1)]
+
+
+class Signal:
+    def connect(self, fn: Any) -> None:
+        self.fn = fn
+
+
+class FaustConsumer:
+    """What `align.install` and `align.FaustGate` touch of Faust's consumer."""
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self._paused_partitions: set[Any] = set()
+        self._buffered_partitions: set[Any] = set()
+        self.calls: list[tuple[str, set[Any]]] = []
+
+    def highwater(self, tp: Any) -> int:
+        return 10
+
+    def pause_partitions(self, tps: set[Any]) -> None:
+        self.calls.append(("pause", set(tps)))
+
+    def resume_partitions(self, tps: set[Any]) -> None:
+        self.calls.append(("resume", set(tps)))
+
+
+def test_install_aligns_from_the_first_assignment_and_resumes_its_pauses_on_revocation() -> None:
+    consumer = FaustConsumer()
+    app = SimpleNamespace(consumer=consumer, on_partitions_assigned=Signal(),
+                          on_partitions_revoked=Signal())  # fmt: skip
+    aligner = align.install(app, frozenset({"click", "mail"}), max_wait_s=2.0)
+    aligner.max_held = 1
+    assigned = {TP("click", 0), TP("mail", 0), TP("other", 0)}
+    asyncio.run(app.on_partitions_assigned.fn(app, assigned))
+    assert isinstance(consumer.scheduler, EventTimeScheduler)
+    # A fetch's records come keyed by aiokafka's topic partitions, not Faust's; the e-mail
+    # partition has records to read, so the clickstream's wait, and it holds too many.
+    assert list(consumer.scheduler.iterate({CLICK: [rec(0, 1), rec(1, 2)]})) == []
+    asyncio.run(app.on_partitions_revoked.fn(app, {TP("click", 0)}))
+    # Faust's set of fetched partitions accepts its own TP only (anything else crashes its
+    # fetcher): pauses and resumes go through as Faust's.
+    assert [kind for kind, _ in consumer.calls] == ["pause", "resume"]
+    assert all(type(tp) is TP for _, tps in consumer.calls for tp in tps)
+    assert aligner.held == 0
