@@ -104,6 +104,13 @@ class Metrics:
             "Feature samples the trainer learnt (only on the worker running the trainer).",
             registry=r,
         )
+        self.trainer_late_samples = Counter(
+            "microseg_trainer_late_samples",
+            "Feature samples that reached the trainer after their day had been learnt without "
+            "them (a partition more than 2 days of event time behind another: workers far apart "
+            "while catching up); learnt late, out of the offline replay's order.",
+            registry=r,
+        )
         self.model_version = Gauge(
             "microseg_model_version", "Version of the segment model this worker scores with.",
             registry=r,

@@ -306,12 +306,15 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
     if seg.model is not None and (tr.model is None or tr.model.version < seg.model.version):
         tr.resume(seg.model)  # another trainer published since: continue from its snapshot
     for value in values:
+        late = svc.collator.late
         try:
             due = svc.collator.add(SampleReport.decode(value))
         except ValueError:
             svc.metrics.agent_errors.labels("feature_sample").inc()
             log.error("unreadable feature-samples record skipped")
             continue
+        if svc.collator.late > late:
+            svc.metrics.trainer_late_samples.inc(svc.collator.late - late)
         days = svc.collator.take_days()
         for at, raw, learn in due:
             while days and days[0][0] <= at:  # a day's touches before its samples

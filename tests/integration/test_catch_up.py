@@ -80,6 +80,7 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     for r in records:
         collator.add(SampleReport.decode(r.value))
     assert collator.late == 0, forced
+    assert metric_sum(worker.metrics(), "microseg_trainer_late_samples_total") == 0
     with open(tmp_path / "off" / "segment-model.jsonl") as fh:
         want = [json.loads(line) for line in fh]
 
