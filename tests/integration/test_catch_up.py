@@ -15,7 +15,6 @@ model as offline.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,13 @@ import numpy as np
 import pytest
 
 from stream.core.collate import Collator, SampleReport
-from stream.simulate import run_simulate
 from tests.integration.harness import metric_sum, read_topic, wait_for
 from tests.integration.test_cli import _cli
-from tests.integration.test_segmentation import SEGMENTATION
+from tests.integration.test_segmentation import (
+    SEGMENTATION,
+    simulated_with_offline,
+    touches_against_offline,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +36,8 @@ pytestmark = pytest.mark.integration
 def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     broker, names, spawn, worker_env, tmp_path: Path
 ) -> None:
-    events, truth = tmp_path / "sim.jsonl.gz", tmp_path / "truth.json"
-    total = run_simulate(events, truth, customers=600, days=40, seed=11)["total"]
     env = {**worker_env, **SEGMENTATION}
-    offline = _cli("replay", str(events), "--offline", "--out", str(tmp_path / "off"), env=env)
-    assert offline.returncode == 0, offline.stderr
+    events, total = simulated_with_offline(tmp_path, env)
     # The whole file into the topics first, as fast as it goes; then the worker.
     result = _cli("replay", str(events), "--no-progress", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -58,18 +57,9 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     forced = metric_sum(m, "microseg_input_forced_releases_total")
 
     # Each day's organic touches, summed over the partitions, as the offline replay counted.
-    off_report = json.loads((tmp_path / "off" / "report.json").read_text())
-    offline_days = {a["day"]: a["touches"] for a in off_report["activity"]}
     records = read_topic(broker.bootstrap, names.topic("feature-samples"))
-    by_day: dict[int, dict[int, list[int] | None]] = {}
-    for r in records:
-        report = json.loads(r.value)
-        by_day.setdefault(report["day"], {})[report["partition"]] = report["touches"]
-    pairs = []
-    for day, parts in sorted(by_day.items()):
-        if len(parts) == names.partitions and all(c is not None for c in parts.values()):
-            date = datetime.fromtimestamp((day - 86_400_000) / 1000, UTC).date().isoformat()
-            pairs.append((date, sum(sum(c) for c in parts.values() if c), sum(offline_days[date])))
+    reports = [json.loads(r.value) for r in records]
+    pairs = touches_against_offline(reports, names.partitions, tmp_path / "off")
     print("organic touches a day, online and offline:", pairs)
     assert len(pairs) >= 35
     assert all(abs(on - off) <= 0.01 * off + 1 for _, on, off in pairs), (forced, pairs)

@@ -53,6 +53,35 @@ def _day(text: object) -> int:
     return int(at.timestamp() * 1000) // 86_400_000
 
 
+def simulated_with_offline(tmp_path: Path, env: dict[str, str]) -> tuple[Path, int]:
+    """These tests' simulated file (600 customers, 40 days) and its number of events; its
+    offline replay is in ``tmp_path / "off"``."""
+    events, truth = tmp_path / "sim.jsonl.gz", tmp_path / "truth.json"
+    total = run_simulate(events, truth, customers=600, days=40, seed=11)["total"]
+    offline = _cli("replay", str(events), "--offline", "--out", str(tmp_path / "off"), env=env)
+    assert offline.returncode == 0, offline.stderr
+    return events, int(total)
+
+
+def touches_against_offline(
+    reports: list[dict[str, Any]], partitions: int, offline_dir: Path
+) -> list[tuple[str, int, int]]:
+    """``(date, online, offline)`` organic touches of each day every partition reported in full
+    (the first report of a partition and day counts, as the trainer's collator takes it), from
+    the ``feature-samples`` reports and the offline replay's ``report.json``."""
+    activity = json.loads((offline_dir / "report.json").read_text())["activity"]
+    offline_days = {a["day"]: a["touches"] for a in activity}
+    by_day: dict[int, dict[int, list[int] | None]] = {}
+    for r in reports:
+        by_day.setdefault(r["day"], {}).setdefault(r["partition"], r["touches"])
+    pairs = []
+    for day, parts in sorted(by_day.items()):
+        if len(parts) == partitions and all(c is not None for c in parts.values()):
+            date = datetime.fromtimestamp((day - 86_400_000) / 1000, UTC).date().isoformat()
+            pairs.append((date, sum(sum(c) for c in parts.values() if c), sum(offline_days[date])))
+    return pairs
+
+
 def final_segments(changes: list[dict[str, object]]) -> dict[str, int]:
     """Each customer's segment after their newest change."""
     newest: dict[str, dict[str, object]] = {}
@@ -70,11 +99,8 @@ def final_segments(changes: list[dict[str, object]]) -> dict[str, int]:
 def test_two_workers_score_with_one_model_and_agree_with_offline(
     broker, names, spawn, worker_env, tmp_path: Path
 ) -> None:
-    events, truth = tmp_path / "sim.jsonl.gz", tmp_path / "truth.json"
-    total = run_simulate(events, truth, customers=600, days=40, seed=11)["total"]
     env = {**worker_env, **SEGMENTATION}
-    offline = _cli("replay", str(events), "--offline", "--out", str(tmp_path / "off"), env=env)
-    assert offline.returncode == 0, offline.stderr
+    events, total = simulated_with_offline(tmp_path, env)
     with open(tmp_path / "off" / "segment-changes.jsonl") as fh:
         want = final_segments([json.loads(line) for line in fh])
 
@@ -123,23 +149,8 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     # in step by event time (`stream.adapters.align`): 0.2 % more in all, each day within 1.4 %
     # (before: 3.4 % more, each day within 8.5 %, one run with a day 14 % short). A partition's
     # count missing or counted twice would be off by a quarter or more.
-    offline_days = {
-        a["day"]: a["touches"]
-        for a in json.loads((tmp_path / "off" / "report.json").read_text())["activity"]
-    }
-    by_day: dict[int, dict[int, list[int] | None]] = {}
-    for r in reports:
-        by_day.setdefault(r["day"], {}).setdefault(r["partition"], r["touches"])
-    full = {
-        day: [sum(band) for band in zip(*parts.values(), strict=True)]
-        for day, parts in by_day.items()
-        if len(parts) == names.partitions and all(c is not None for c in parts.values())
-    }
-    assert len(full) >= 20, f"days counted in full by every partition: {sorted(full)}"
-    pairs = []
-    for day, counts in sorted(full.items()):
-        date = datetime.fromtimestamp((day - 86_400_000) / 1000, UTC).date().isoformat()
-        pairs.append((date, sum(counts), sum(offline_days[date])))
+    pairs = touches_against_offline(reports, names.partitions, tmp_path / "off")
+    assert len(pairs) >= 20, f"days counted in full by every partition: {pairs}"
     print("organic touches a day, online and offline:", pairs)
     assert all(abs(on - off) <= 0.2 * off + 5 for _, on, off in pairs), pairs
     on, off = sum(p[1] for p in pairs), sum(p[2] for p in pairs)
