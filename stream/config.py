@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     batch_window_s: Annotated[float, Field(gt=0, le=10)] = 0.05
     align_max_wait_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    pace_max_wait_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
     segments: Annotated[int, Field(ge=2, le=12)] = 6
     micro_segments: Annotated[int, Field(ge=1, le=10)] = 3

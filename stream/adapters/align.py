@@ -27,6 +27,9 @@ in which nothing could go, everything held goes (a broker that does not answer f
 cannot stall the worker), and a partition with more than ``max_held`` records held is paused
 until they have gone.
 
+With a `stream.adapters.pace.Pacer`, records at or past its event-time horizon (a few days past
+what the trainer has learnt) wait too, so a backlog is scored with the models of its time.
+
 The event time is read from the record's ``"ts"`` (`event_ms`) without validating the record: a
 record without a readable ``ts`` goes first (it will be dead-lettered). Other topics (the trainer's
 samples, the table changelogs) pass through in Faust's own round-robin order.
@@ -46,6 +49,7 @@ from typing import Any, NamedTuple, Protocol
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
+from stream.adapters.pace import Pacer
 from stream.core.events import event_time_ms
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,9 @@ class Aligner:
         Records held for one topic partition beyond which it is paused until drained.
     clock
         Wall clock in seconds (monotonic).
+    pacer
+        Holds back records at or past an event-time horizon: the trainer's progress
+        (`stream.adapters.pace`).
 
     >>> class Consumer:
     ...     high = {}
@@ -149,11 +156,13 @@ class Aligner:
         max_wait_s: float = 2.0,
         max_held: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
         self.gate = gate
         self.max_wait_s = max_wait_s
         self.max_held = max_held
         self.clock = clock
+        self.pacer = pacer
         self.held = 0
         """Records held now."""
         self.forced = 0
@@ -182,6 +191,9 @@ class Aligner:
                 continue
             self._tps.add(tp)
             times = [event_ms(r.value) for r in recs]
+            readable = [t for t in times if t != EARLIEST]
+            if self.pacer is not None and readable:
+                self.pacer.seen(min(readable))
             self._queues.setdefault(tp, deque()).extend(zip(times, recs, strict=True))
             self._latest[tp] = max(self._latest.get(tp, EARLIEST), *times)
             self._next[tp] = recs[-1].offset + 1
@@ -191,12 +203,21 @@ class Aligner:
             self._stuck = None
             return out
         now = self.clock()
-        if self._merge(out, bounded=True):
+        pacer = self.pacer
+        horizon = pacer.horizon() if pacer is not None else None
+        if self._merge(out, bounded=True, horizon=horizon):
             self._stuck = None
+            if pacer is not None:
+                pacer.flowing()
+        elif horizon is not None and self._head() >= horizon:
+            self._stuck = None  # the next record waits for the trainer only
+            assert pacer is not None
+            if pacer.waiting():  # the trainer made no progress for too long: go on without
+                self._merge(out, bounded=True, horizon=pacer.horizon())
         elif self._stuck is None or not all(self.gate.fetching(tp) for tp in self._blocking()):
             self._stuck = now  # a partition not fetched now (Faust's back-pressure) is waited for
         elif now - self._stuck >= self.max_wait_s:
-            n = self._merge(out, bounded=False)
+            n = self._merge(out, bounded=False, horizon=horizon)
             self.forced += 1
             log.info("%d input records went ahead after %.1f s waiting for earlier records of "
                      "another topic partition", n, now - self._stuck)  # fmt: skip
@@ -228,10 +249,10 @@ class Aligner:
         self.held = 0
         return paused
 
-    def _merge(self, out: list[tuple[Any, Any]], bounded: bool) -> int:
+    def _merge(self, out: list[tuple[Any, Any]], bounded: bool, horizon: int | None) -> int:
         """Move held records to ``out`` in event-time order (each partition's in its own
-        order); ``bounded``: only up to the newest time of each partition with records still to
-        read and none held. Returns how many."""
+        order), those before ``horizon`` (if any); ``bounded``: only up to the newest time of
+        each partition with records still to read and none held. Returns how many."""
         tps = sorted(tp for tp, q in self._queues.items() if q)
         queues = [self._queues[tp] for tp in tps]
         limit: int | None = None
@@ -241,6 +262,8 @@ class Aligner:
                 limit = latest if limit is None else min(limit, latest)
         heap = [(q[0][0], i) for i, q in enumerate(queues)]
         heapq.heapify(heap)
+        if horizon is not None:
+            limit = horizon - 1 if limit is None else min(limit, horizon - 1)
         n = 0
         while heap and (limit is None or heap[0][0] <= limit):
             i = heap[0][1]
@@ -256,6 +279,10 @@ class Aligner:
                 limit = latest if limit is None else min(limit, latest)
         self.held -= n
         return n
+
+    def _head(self) -> int:
+        """The earliest event time among the partitions' next held records."""
+        return min(q[0][0] for q in self._queues.values() if q)
 
     def _blocking(self) -> list[Any]:
         """The partitions with records to read and none held: nothing later than their newest
@@ -344,10 +371,13 @@ def _faust_tps(tps: Iterable[Any]) -> set[Any]:
     return {TP(tp.topic, tp.partition) for tp in tps}
 
 
-def install(app: Any, inputs: frozenset[str], max_wait_s: float) -> Aligner:
+def install(
+    app: Any, inputs: frozenset[str], max_wait_s: float, pacer: Pacer | None = None
+) -> Aligner:
     """Make ``app``'s consumer release the ``inputs`` topics' records in event-time order from
-    its first partition assignment on; return the `Aligner` (for its metrics)."""
-    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s)
+    its first partition assignment on (and no further than ``pacer``'s horizon); return the
+    `Aligner` (for its metrics)."""
+    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s, pacer=pacer)
 
     async def assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         consumer = app.consumer

@@ -17,6 +17,7 @@ from stream.config import Settings, make_assigner, make_collator, make_trainer
 from stream.core.assigner import Assigner
 from stream.core.collate import Collator
 from stream.core.events import Stream
+from stream.core.features import DAY_MS
 from stream.core.ingest import Ingest
 from stream.core.trainer import Trainer
 from stream.core.validation import Limits
@@ -205,8 +206,16 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     )
     if settings.align_max_wait_s > 0:
         from stream.adapters import align
+        from stream.adapters.pace import Pacer
 
-        service.aligner = align.install(app, frozenset(inputs.values()), settings.align_max_wait_s)
+        pacer = None
+        if settings.pace_max_wait_s > 0:
+            wide = (service.collator.max_lag_days + 2) * DAY_MS
+            pacer = Pacer(2 * DAY_MS, wide, settings.pace_max_wait_s)
+            service.model_feed.on_progress = pacer.learnt_until
+        service.aligner = align.install(
+            app, frozenset(inputs.values()), settings.align_max_wait_s, pacer
+        )
     agents.register(service)
     segments.register(service)
     web.register(service)

@@ -197,7 +197,20 @@ class Metrics:
             "without the earlier records of another topic they waited for.",
             registry=r,
         )
+        self.input_pace_timeouts = Counter(
+            "microseg_input_pace_timeouts",
+            "Times input went ahead of the trainer's progress after MICROSEG_PACE_MAX_WAIT_S "
+            "without any (trainer down or far behind).",
+            registry=r,
+        )
+        self.trainer_learnt_until = Gauge(
+            "microseg_trainer_learnt_until_seconds",
+            "Event time (Unix seconds) up to which the trainer has learnt every day, as it "
+            "reported last; input is paced to a few days past it.",
+            registry=r,
+        )
         self._forced = 0
+        self._pace_timeouts = 0
         self._model_loaded_at: float | None = None
 
     def model(self, model: SegmentModel) -> None:
@@ -237,13 +250,20 @@ class Metrics:
         if self._model_loaded_at is not None:
             self.model_age.set(time.time() - self._model_loaded_at)
 
-    def aligned(self, held: int, forced: int) -> None:
-        """Record the input alignment's held records now and its forced releases (``forced``
-        so far)."""
+    def aligned(self, held: int, forced: int, pace_timeouts: int = 0) -> None:
+        """Record the input alignment's held records now, its forced releases and the pacing's
+        timeouts (both so far)."""
         self.input_held.set(held)
         if forced > self._forced:
             self.input_forced.inc(forced - self._forced)
             self._forced = forced
+        if pace_timeouts > self._pace_timeouts:
+            self.input_pace_timeouts.inc(pace_timeouts - self._pace_timeouts)
+            self._pace_timeouts = pace_timeouts
+
+    def trainer_progress(self, learnt_until: int) -> None:
+        """Record the trainer's reported progress (event time, ms)."""
+        self.trainer_learnt_until.set(learnt_until / 1000)
 
     def exposition(self) -> bytes:
         """The text exposition format."""

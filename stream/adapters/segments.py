@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ from stream.core.assigner import Step
 from stream.core.collate import SampleReport
 from stream.core.drift import Detection
 from stream.core.model import SegmentModel
+from stream.core.outputs import parse_rfc3339_ms, rfc3339_ms
 from stream.core.segmentation import drift_events, lifecycle_events
 from stream.core.state import CustomerState, StateDecodeError
 
@@ -43,6 +45,33 @@ log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL_S = 2.0
 """How often a worker checks for partitions a newer model has not reached yet."""
 MODEL_KEY = b"model"
+PROGRESS_KEY = b"progress"
+
+
+def progress_record(learnt_until: int, complete: bool) -> bytes:
+    """The trainer's progress record: it has learnt every day ending at or before
+    ``learnt_until`` (event time, ms); ``complete``: every partition reported the last of them
+    (`read_progress` reads it).
+
+    >>> progress_record(1_704_153_600_000, True)
+    b'{"learnt_until":"2024-01-02T00:00:00.000Z","complete":true}'
+    >>> read_progress(_)
+    (1704153600000, True)
+    """
+    obj = {"learnt_until": rfc3339_ms(learnt_until), "complete": complete}
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def read_progress(value: bytes) -> tuple[int, bool]:
+    """``(learnt_until, complete)`` of a progress record; ValueError if it is not one."""
+    try:
+        obj = json.loads(value)
+        complete = obj["complete"]
+        if not isinstance(complete, bool):
+            raise TypeError(complete)
+        return parse_rfc3339_ms(obj["learnt_until"]), complete
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError("not a progress record") from exc
 
 
 def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, CustomerState]]:
@@ -305,6 +334,7 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
     tr, seg = svc.trainer, svc.segmenter
     if seg.model is not None and (tr.model is None or tr.model.version < seg.model.version):
         tr.resume(seg.model)  # another trainer published since: continue from its snapshot
+    learnt = svc.collator.released
     for value in values:
         late = svc.collator.late
         try:
@@ -334,6 +364,11 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
                 log.exception("trainer failed on a sample; skipping it")
         for day, touches in days:  # days without samples
             await _observe_day(svc, day, touches)
+    released = svc.collator.released
+    if released is not None and released != learnt:
+        await svc.segment_model_topic.send(
+            key=PROGRESS_KEY, value=progress_record(released, svc.collator.complete)
+        )
 
 
 async def _observe_day(svc: Service, day: int, touches: list[int] | None) -> None:
@@ -372,7 +407,8 @@ class ModelFeed:
     """Reads ``segment-model`` from its beginning on every worker and keeps the newest snapshot.
 
     Not a consumer-group member (every worker needs every snapshot). ``caught_up`` is set once
-    what the topic held at start-up has been read.
+    what the topic held at start-up has been read. The trainer's progress records go to
+    ``on_progress`` (`stream.adapters.pace.Pacer.learnt_until`).
     """
 
     def __init__(
@@ -385,6 +421,7 @@ class ModelFeed:
         self.bootstrap = bootstrap
         self.tansu = tansu
         self.caught_up = asyncio.Event()
+        self.on_progress: Callable[[int, bool], None] | None = None
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -413,7 +450,7 @@ class ModelFeed:
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=500)
                 for record in batch.get(tp, []):
-                    self._apply(record.value)
+                    self._apply(record.key, record.value)
                 if not self.caught_up.is_set() and await consumer.position(tp) >= end:
                     self.caught_up.set()
         finally:
@@ -426,8 +463,19 @@ class ModelFeed:
             return (await true_end_offsets(self.bootstrap, [tp]))[tp]
         return int((await consumer.end_offsets([tp]))[tp])
 
-    def _apply(self, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
+            return
+        if key == PROGRESS_KEY:
+            try:
+                learnt_until, complete = read_progress(value)
+            except ValueError:
+                self.metrics.agent_errors.labels("segment_model").inc()
+                log.error("unreadable trainer progress record skipped")
+                return
+            self.metrics.trainer_progress(learnt_until)
+            if self.on_progress is not None:
+                self.on_progress(learnt_until, complete)
             return
         try:
             model = SegmentModel.decode(value)

@@ -119,7 +119,10 @@ def register(svc: Service) -> None:
         n = svc.assigner.customers()
         svc.metrics.refresh(consumer_lags(svc), n, n * encoded_size(), svc.assigner.segment_sizes())
         if svc.aligner is not None:
-            svc.metrics.aligned(svc.aligner.held, svc.aligner.forced)
+            pacer = svc.aligner.pacer
+            svc.metrics.aligned(
+                svc.aligner.held, svc.aligner.forced, pacer.timeouts if pacer is not None else 0
+            )
         # aiohttp refuses a charset inside content_type, so the full type goes in as a header.
         return web.bytes(svc.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 

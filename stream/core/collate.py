@@ -114,8 +114,19 @@ class Collator:
         self._pending: dict[int, dict[int, SampleReport]] = {}  # day → partition → report
         self._front: dict[int, int] = {}  # partition → newest day reported
         self._released: int | None = None  # newest day released
+        self._complete = False  # whether every partition had reported it
         self.late = 0  # samples released after their day (a partition reported it too late)
         self._days: list[tuple[int, list[int] | None]] = []
+
+    @property
+    def released(self) -> int | None:
+        """The newest day released (its boundary, as reported), if any."""
+        return self._released
+
+    @property
+    def complete(self) -> bool:
+        """Whether every partition had reported the newest day released when it was."""
+        return self._complete
 
     def take_days(self) -> list[tuple[int, list[int] | None]]:
         """The days released since the last call, in order, each with the partitions' organic
@@ -147,7 +158,7 @@ class Collator:
                 (first, [sum(c) for c in zip(*counts, strict=True)] if full else None)
             )
             out += self._due(first, rows)
-            self._released = first
+            self._released, self._complete = first, len(reports) == self.partitions
         return out
 
     def _due(self, day: int, rows: list[tuple[int, list[float]]]) -> list[Due]:

@@ -1,0 +1,179 @@
+"""Pacing a worker's input by the trainer's progress (`stream.adapters.pace`), without a broker:
+the aligner with a pacer, the trainer's progress records and the model feed that reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from stream.adapters.align import Aligner
+from stream.adapters.metrics import Metrics
+from stream.adapters.pace import Pacer
+from stream.adapters.segments import (
+    PROGRESS_KEY,
+    ModelFeed,
+    progress_record,
+    read_progress,
+    train,
+)
+from stream.core.collate import Collator, SampleReport
+from stream.core.trainer import Trainer
+from tests.unit.test_align import CLICK, MAIL, Clock, Consumer, Rec, order, rec
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+T0 = 1_704_067_200_000  # 2024-01-01, hour 0 of `rec`
+
+
+def paced(consumer: Consumer, clock: Clock) -> tuple[Aligner, Pacer]:
+    pacer = Pacer(24 * HOUR, 48 * HOUR, max_wait_s=30, clock=clock)
+    al = Aligner(consumer, max_wait_s=2, clock=clock, pacer=pacer)
+    al.assign({CLICK, MAIL})
+    return al, pacer
+
+
+def test_records_past_the_trainers_progress_wait_until_it_learns_on() -> None:
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 5, MAIL: 0}), clock)
+    pacer.learnt_until(T0, complete=False)  # learnt up to 2024-01-01: records before 01-03 may go
+    out = al.take({CLICK: [rec(0, 1), rec(1, 30), rec(2, 47), rec(3, 48), rec(4, 80)]})
+    assert order(out) == [("click", 0), ("click", 1), ("click", 2)]
+    assert al.held == 2
+    clock.now = 20.0
+    assert al.take({}) == []  # still waiting: the trainer has not reported since
+    pacer.learnt_until(T0 + DAY, complete=False)
+    assert order(al.take({})) == [("click", 3)]
+    pacer.learnt_until(T0 + 2 * DAY, complete=False)
+    assert order(al.take({})) == [("click", 4)]
+    assert al.held == 0 and pacer.timeouts == 0 and al.forced == 0
+
+
+def test_the_lead_is_narrow_while_every_partition_reports_the_days_learnt() -> None:
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), clock)
+    pacer.learnt_until(T0, complete=True)  # every partition reported 2024-01-01: one day ahead
+    out = al.take({CLICK: [rec(0, 1), rec(1, 23), rec(2, 30), rec(3, 47)]})
+    assert order(out) == [("click", 0), ("click", 1)]
+    pacer.learnt_until(T0 + DAY, complete=False)  # a day learnt without one: two days ahead
+    assert order(al.take({})) == [("click", 2), ("click", 3)]
+    assert order(al.take({CLICK: [rec(4, 71)]})) == [("click", 4)]
+    pacer.learnt_until(T0 + 2 * DAY, complete=True)  # it reported again: one day ahead
+    assert al.take({CLICK: [rec(5, 72)]}) == []
+    assert order(al.take({CLICK: [rec(6, 71)]})) == []  # behind a held record of its partition
+    assert pacer.timeouts == 0
+
+
+def test_before_the_trainer_reports_the_horizon_counts_from_the_earliest_record() -> None:
+    al, pacer = paced(Consumer({CLICK: 3, MAIL: 0}), Clock())
+    bad = Rec(0, b'{"ts":"not a time"}')  # goes first (it will be dead-lettered), sets nothing
+    out = al.take({CLICK: [bad, rec(1, 10), rec(2, 57), rec(3, 58)]})
+    assert order(out) == [("click", 0), ("click", 1), ("click", 2)]  # 10 + 48 hours
+    assert pacer.horizon() == T0 + 58 * HOUR
+
+
+def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:
+    clock = Clock()
+    c = Consumer({CLICK: 3, MAIL: 5})  # e-mail has records to read and sends none
+    al, pacer = paced(c, clock)
+    pacer.learnt_until(T0, complete=False)
+    assert al.take({CLICK: [rec(0, 1), rec(1, 2), rec(2, 60)]}) == []
+    clock.now = 2.5
+    out = al.take({})  # e-mail never delivered: the click records go, up to the horizon only
+    assert order(out) == [("click", 0), ("click", 1)] and al.forced == 1 and al.held == 1
+    clock.now = 10.0
+    assert al.take({}) == [] and al.forced == 1  # the rest waits for the trainer
+
+
+def test_without_progress_for_max_wait_the_input_goes_ahead_until_the_trainer_reports() -> None:
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), clock)
+    pacer.learnt_until(T0, complete=False)
+    assert order(al.take({CLICK: [rec(0, 1), rec(1, 50), rec(2, 100)]})) == [("click", 0)]
+    clock.now = 1.0
+    assert al.take({}) == []  # nothing else could go: waiting from here
+    clock.now = 30.0
+    assert al.take({}) == []
+    clock.now = 31.0  # the trainer is down: nothing stalls ingest for longer
+    assert order(al.take({})) == [("click", 1), ("click", 2)]
+    assert pacer.timeouts == 1 and al.forced == 0
+    assert order(al.take({CLICK: [rec(3, 120)]})) == [("click", 3)]
+    pacer.learnt_until(T0 + DAY, complete=False)  # back: paced again
+    assert al.take({CLICK: [rec(4, 121)]}) == [] and al.held == 1
+
+
+def test_waiting_counts_from_when_records_stopped_going() -> None:
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 9, MAIL: 1}), clock)
+    pacer.learnt_until(T0, complete=False)
+    assert al.take({CLICK: [rec(0, 60)]}) == []  # waits from 0 s
+    clock.now = 25.0
+    out = al.take({MAIL: [rec(0, 2)]})  # something went: what waits, waits from now
+    assert order(out) == [("mail", 0)]
+    clock.now = 26.0
+    assert al.take({}) == []
+    clock.now = 55.0  # 55 s after the click record began to wait, 29 s after anything went
+    assert al.take({}) == [] and pacer.timeouts == 0
+    clock.now = 56.5
+    assert order(al.take({})) == [("click", 0)] and pacer.timeouts == 1
+
+
+def test_progress_records_round_trip_and_refuse_anything_else() -> None:
+    value = progress_record(T0 + DAY, False)
+    assert json.loads(value) == {"learnt_until": "2024-01-02T00:00:00.000Z", "complete": False}
+    assert read_progress(value) == (T0 + DAY, False)
+    for bad in (
+        b"", b"[]", b"{}", b"\xff", b'{"learnt_until": 5, "complete": true}',
+        b'{"learnt_until": "soon", "complete": true}',
+        b'{"learnt_until": "2024-01-02T00:00:00.000Z"}',
+        b'{"learnt_until": "2024-01-02T00:00:00.000Z", "complete": 1}',
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match="not a progress record"):
+            read_progress(bad)
+
+
+def test_the_model_feed_hands_progress_to_the_pacer_and_skips_unreadable_records() -> None:
+    metrics = Metrics()
+    feed = ModelFeed(SimpleNamespace(), SimpleNamespace(), metrics, [], False)  # type: ignore[arg-type]
+    got: list[tuple[int, bool]] = []
+    feed.on_progress = lambda t, complete: got.append((t, complete))
+    feed._apply(PROGRESS_KEY, progress_record(T0 + 3 * DAY, True))
+    feed._apply(PROGRESS_KEY, b"nonsense")
+    assert got == [(T0 + 3 * DAY, True)]
+    assert metrics.trainer_learnt_until._value.get() == (T0 + 3 * DAY) / 1000
+    errors = metrics.agent_errors.labels("segment_model")._value.get()
+    assert errors == 1
+
+
+class Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+def test_the_trainer_reports_each_batch_that_released_a_day() -> None:
+    topic = Topic()
+    svc: Any = SimpleNamespace(
+        trainer=Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1),
+        segmenter=SimpleNamespace(model=None),
+        collator=Collator(partitions=2),
+        metrics=Metrics(),
+        segment_model_topic=topic,
+    )
+
+    def report(partition: int, day: int) -> bytes:
+        return SampleReport(partition, T0 + day * DAY).encode()
+
+    asyncio.run(train(svc, [report(0, 1)]))
+    assert topic.sent == []  # partition 1 has not passed day 1 yet
+    asyncio.run(train(svc, [report(1, 1), report(0, 2), report(1, 2)]))
+    assert topic.sent == [(PROGRESS_KEY, progress_record(T0 + 2 * DAY, True))]
+    asyncio.run(train(svc, [report(0, 3)]))
+    assert len(topic.sent) == 1
+    asyncio.run(train(svc, [report(0, 4), report(0, 5)]))  # day 3 went without partition 1
+    assert topic.sent[1:] == [(PROGRESS_KEY, progress_record(T0 + 3 * DAY, False))]
