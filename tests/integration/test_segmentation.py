@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from stream.adapters.segments import MODEL_KEY, PROGRESS_KEY, read_progress
 from stream.core.evaluation import adjusted_rand
 from stream.simulate import run_simulate
 from tests.integration.harness import key_partition, metric_sum, read_topic, wait_for
@@ -118,8 +119,15 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
         )
 
     wait_for(lambda: accepted() >= total, 300, f"both workers to apply {total} events", 1.0)
-    models = read_topic(broker.bootstrap, names.topic("segment-model"))
+    on_model_topic = read_topic(broker.bootstrap, names.topic("segment-model"))
+    models = [r for r in on_model_topic if r.key == MODEL_KEY]
     newest = max(json.loads(r.value)["version"] for r in models)
+    # The trainer's progress reports (which pace the workers' input) only go forward, and the
+    # newest covers the day of the newest model.
+    progress = [read_progress(r.value) for r in on_model_topic if r.key == PROGRESS_KEY]
+    assert progress == sorted(set(progress)), progress
+    trained = max(json.loads(r.value)["trained_at"] for r in models)
+    assert progress[-1] >= trained
     assert newest >= 2, "the trainer should have published and then refined the model"
     wait_for(
         lambda: all(metric_sum(w.metrics(), "microseg_model_version") == newest for w in workers),
