@@ -12,6 +12,10 @@ DESIGN.md "one model, many scorers":
   the samples and publishes snapshots to the compacted ``segment-model`` topic and their
   lifecycle to ``segment-events``. A restarted or newly assigned trainer resumes from the newest
   snapshot (`Trainer.resume`).
+* After each batch that learnt a day, the trainer reports its progress on ``segment-model`` (key
+  `PROGRESS_KEY`, `progress_record`): how far it has learnt, which paces the workers' input
+  (`stream.adapters.pace`), and its population-activity test's counts, which a restarted or
+  newly assigned trainer continues from.
 * Every worker reads ``segment-model`` from the beginning, outside the consumer group
   (`ModelFeed`), and scores with the newest version it has.
 """
@@ -24,8 +28,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from stream.core.activity import ActivityDrift
 from stream.core.assigner import Step
 from stream.core.collate import SampleReport
 from stream.core.drift import Detection
@@ -48,28 +53,39 @@ MODEL_KEY = b"model"
 PROGRESS_KEY = b"progress"
 
 
-def progress_record(learnt_until: int, complete: bool) -> bytes:
-    """The trainer's progress record: it has learnt every day ending at or before
-    ``learnt_until`` (event time, ms); ``complete``: every partition reported the last of them
-    (`read_progress` reads it).
+class Progress(NamedTuple):
+    """The trainer's progress report (`progress_record`)."""
+
+    learnt_until: int
+    """It has learnt every day ending at or before this event time (ms)."""
+    complete: bool
+    """Every partition had reported the last of those days."""
+    activity: Any
+    """Its population-activity test's state (`stream.core.activity.ActivityDrift.state`), for a
+    trainer that takes over (None in records written before it was added)."""
+
+
+def progress_record(learnt_until: int, complete: bool, activity: Any = None) -> bytes:
+    """The trainer's progress record on ``segment-model`` (key `PROGRESS_KEY`; `read_progress`
+    reads it).
 
     >>> progress_record(1_704_153_600_000, True)
-    b'{"learnt_until":"2024-01-02T00:00:00.000Z","complete":true}'
+    b'{"learnt_until":"2024-01-02T00:00:00.000Z","complete":true,"activity":null}'
     >>> read_progress(_)
-    (1704153600000, True)
+    Progress(learnt_until=1704153600000, complete=True, activity=None)
     """
-    obj = {"learnt_until": rfc3339_ms(learnt_until), "complete": complete}
+    obj = {"learnt_until": rfc3339_ms(learnt_until), "complete": complete, "activity": activity}
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def read_progress(value: bytes) -> tuple[int, bool]:
-    """``(learnt_until, complete)`` of a progress record; ValueError if it is not one."""
+def read_progress(value: bytes) -> Progress:
+    """A progress record; ValueError if it is not one."""
     try:
         obj = json.loads(value)
         complete = obj["complete"]
         if not isinstance(complete, bool):
             raise TypeError(complete)
-        return parse_rfc3339_ms(obj["learnt_until"]), complete
+        return Progress(parse_rfc3339_ms(obj["learnt_until"]), complete, obj.get("activity"))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError("not a progress record") from exc
 
@@ -334,6 +350,7 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
     tr, seg = svc.trainer, svc.segmenter
     if seg.model is not None and (tr.model is None or tr.model.version < seg.model.version):
         tr.resume(seg.model)  # another trainer published since: continue from its snapshot
+    _take_over_activity(svc)
     learnt = svc.collator.released
     for value in values:
         late = svc.collator.late
@@ -366,9 +383,27 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             await _observe_day(svc, day, touches)
     released = svc.collator.released
     if released is not None and released != learnt:
-        await svc.segment_model_topic.send(
-            key=PROGRESS_KEY, value=progress_record(released, svc.collator.complete)
-        )
+        record = progress_record(released, svc.collator.complete, tr.activity.state())
+        await svc.segment_model_topic.send(key=PROGRESS_KEY, value=record)
+
+
+def _take_over_activity(svc: Service) -> None:
+    """Continue the population-activity test from the newest progress report if it is ahead of
+    this trainer's own (a restarted or newly assigned trainer), so it tests the next day at once
+    rather than after the three weeks of counts it compares with. Never raises."""
+    state, svc.model_feed.activity = svc.model_feed.activity, None
+    if state is None:
+        return
+    try:
+        saved = ActivityDrift()
+        saved.restore(state)
+        own = svc.trainer.activity
+        if saved.newest is not None and (own.newest is None or saved.newest > own.newest):
+            own.restore(state)
+            log.info("population-activity test continued from the trainer's last report")
+    except ValueError:
+        svc.metrics.agent_errors.labels("segment_model").inc()
+        log.error("unreadable population-activity state in a progress record skipped")
 
 
 async def _observe_day(svc: Service, day: int, touches: list[int] | None) -> None:
@@ -422,6 +457,10 @@ class ModelFeed:
         self.tansu = tansu
         self.caught_up = asyncio.Event()
         self.on_progress: Callable[[int, bool], None] | None = None
+        self.activity: Any = None
+        """The population-activity state of the newest progress report not yet taken over by
+        this worker's trainer."""
+        self._learnt: int | None = None
 
     async def run(self) -> None:
         """Consume until cancelled."""
@@ -468,14 +507,18 @@ class ModelFeed:
             return
         if key == PROGRESS_KEY:
             try:
-                learnt_until, complete = read_progress(value)
+                progress = read_progress(value)
             except ValueError:
                 self.metrics.agent_errors.labels("segment_model").inc()
                 log.error("unreadable trainer progress record skipped")
                 return
-            self.metrics.trainer_progress(learnt_until)
+            if self._learnt is not None and progress.learnt_until <= self._learnt:
+                return  # an older report (e.g. a restarted trainer re-learning a day)
+            self._learnt = progress.learnt_until
+            self.activity = progress.activity
+            self.metrics.trainer_progress(progress.learnt_until)
             if self.on_progress is not None:
-                self.on_progress(learnt_until, complete)
+                self.on_progress(progress.learnt_until, progress.complete)
             return
         try:
             model = SegmentModel.decode(value)

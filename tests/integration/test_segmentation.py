@@ -124,10 +124,13 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     newest = max(json.loads(r.value)["version"] for r in models)
     # The trainer's progress reports (which pace the workers' input) only go forward, and the
     # newest covers the day of the newest model.
-    progress = [read_progress(r.value) for r in on_model_topic if r.key == PROGRESS_KEY]
+    reports = [read_progress(r.value) for r in on_model_topic if r.key == PROGRESS_KEY]
+    progress = [p.learnt_until for p in reports]
     assert progress == sorted(set(progress)), progress
     trained = max(json.loads(r.value)["trained_at"] for r in models)
     assert progress[-1] >= trained
+    # With the population-activity counts a trainer taking over continues from (*Drift*).
+    assert reports[-1].activity["days"][-1][0] == progress[-1] // 86_400_000 - 1
     assert newest >= 2, "the trainer should have published and then refined the model"
     wait_for(
         lambda: all(metric_sum(w.metrics(), "microseg_model_version") == newest for w in workers),

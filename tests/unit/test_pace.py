@@ -122,9 +122,15 @@ def test_waiting_counts_from_when_records_stopped_going() -> None:
 
 
 def test_progress_records_round_trip_and_refuse_anything_else() -> None:
-    value = progress_record(T0 + DAY, False)
-    assert json.loads(value) == {"learnt_until": "2024-01-02T00:00:00.000Z", "complete": False}
-    assert read_progress(value) == (T0 + DAY, False)
+    value = progress_record(T0 + DAY, False, {"days": [], "hold_until": -1})
+    assert json.loads(value) == {
+        "learnt_until": "2024-01-02T00:00:00.000Z",
+        "complete": False,
+        "activity": {"days": [], "hold_until": -1},
+    }
+    assert read_progress(value) == (T0 + DAY, False, {"days": [], "hold_until": -1})
+    old = b'{"learnt_until": "2024-01-02T00:00:00.000Z", "complete": true}'
+    assert read_progress(old) == (T0 + DAY, True, None)
     for bad in (
         b"", b"[]", b"{}", b"\xff", b'{"learnt_until": 5, "complete": true}',
         b'{"learnt_until": "soon", "complete": true}',
@@ -140,9 +146,11 @@ def test_the_model_feed_hands_progress_to_the_pacer_and_skips_unreadable_records
     feed = ModelFeed(SimpleNamespace(), SimpleNamespace(), metrics, [], False)  # type: ignore[arg-type]
     got: list[tuple[int, bool]] = []
     feed.on_progress = lambda t, complete: got.append((t, complete))
-    feed._apply(PROGRESS_KEY, progress_record(T0 + 3 * DAY, True))
+    feed._apply(PROGRESS_KEY, progress_record(T0 + 3 * DAY, True, {"days": [[1, None]]}))
     feed._apply(PROGRESS_KEY, b"nonsense")
+    feed._apply(PROGRESS_KEY, progress_record(T0 + 2 * DAY, True))  # older: ignored
     assert got == [(T0 + 3 * DAY, True)]
+    assert feed.activity == {"days": [[1, None]]}
     assert metrics.trainer_learnt_until._value.get() == (T0 + 3 * DAY) / 1000
     errors = metrics.agent_errors.labels("segment_model")._value.get()
     assert errors == 1
@@ -164,6 +172,7 @@ def test_the_trainer_reports_each_batch_that_released_a_day() -> None:
         collator=Collator(partitions=2),
         metrics=Metrics(),
         segment_model_topic=topic,
+        model_feed=SimpleNamespace(activity=None),
     )
 
     def report(partition: int, day: int) -> bytes:
@@ -171,9 +180,46 @@ def test_the_trainer_reports_each_batch_that_released_a_day() -> None:
 
     asyncio.run(train(svc, [report(0, 1)]))
     assert topic.sent == []  # partition 1 has not passed day 1 yet
+
+    def sent() -> list[tuple[int, bool]]:
+        return [read_progress(v)[:2] for k, v in topic.sent if k == PROGRESS_KEY]
+
     asyncio.run(train(svc, [report(1, 1), report(0, 2), report(1, 2)]))
-    assert topic.sent == [(PROGRESS_KEY, progress_record(T0 + 2 * DAY, True))]
+    assert sent() == [(T0 + 2 * DAY, True)]
     asyncio.run(train(svc, [report(0, 3)]))
-    assert len(topic.sent) == 1
+    assert len(sent()) == 1
     asyncio.run(train(svc, [report(0, 4), report(0, 5)]))  # day 3 went without partition 1
-    assert topic.sent[1:] == [(PROGRESS_KEY, progress_record(T0 + 3 * DAY, False))]
+    assert sent()[1:] == [(T0 + 3 * DAY, False)]
+    # Each report carries the population-activity test's state (the days it has counted).
+    assert read_progress(topic.sent[-1][1]).activity == svc.trainer.activity.state()
+    assert svc.trainer.activity.newest is not None
+
+
+def test_a_trainer_taking_over_continues_the_population_activity_test() -> None:
+    before = Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1)
+    for d in range(22):
+        before.observe_day(T0 + (d + 1) * DAY, [0, 0, 0, 0, 1000])
+    report = read_progress(progress_record(T0 + 22 * DAY, True, before.activity.state()))
+    metrics = Metrics()
+    svc: Any = SimpleNamespace(
+        trainer=Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1),
+        segmenter=SimpleNamespace(model=None),
+        collator=Collator(partitions=1),
+        metrics=metrics,
+        segment_model_topic=Topic(),
+        model_feed=SimpleNamespace(activity=report.activity),
+    )
+    asyncio.run(train(svc, []))
+    assert svc.trainer.activity.state() == before.activity.state()
+    assert svc.model_feed.activity is None  # taken over once
+    # The restarted trainer tests the next days at once: a fall is reported on the third.
+    for d, n in enumerate([1000, 1000, 700]):
+        svc.trainer.observe_day(T0 + (23 + d) * DAY, [0, 0, 0, 0, n])
+    assert [h.subject for h in svc.trainer.take_detections()] == ["population:activity"]
+    # An older or unreadable state changes nothing; the unreadable one is counted.
+    svc.model_feed.activity = report.activity
+    asyncio.run(train(svc, []))
+    assert svc.trainer.activity.newest == before.activity.newest + 3
+    svc.model_feed.activity = {"days": "nonsense"}
+    asyncio.run(train(svc, []))
+    assert metrics.agent_errors.labels("segment_model")._value.get() == 1

@@ -262,3 +262,46 @@ def test_a_touch_that_comes_after_its_days_report_is_counted_late() -> None:
     assigner.touched(0, T0 + DAY_MS + 2 * HOUR, veteran)  # day 1's, consumed after its report
     step = assigner.step(0, {}, T0 + 3 * DAY_MS + HOUR, {}.get, 0)
     assert [r.touches for r in step.reports] == [[0, 0, 0, 0, 0]] and step.late_touches == 1
+
+
+def test_a_restored_detector_tests_the_next_day_and_keeps_its_hold() -> None:
+    rng = np.random.default_rng(3)
+    wave = _population(rng, 60, lambda d: 1.0 if d < 40 else 0.85)
+    det = ActivityDrift()
+    for d in range(30):
+        assert det.update((d + 1) * DAY_MS, wave[d]) is None
+    restarted = ActivityDrift()
+    restarted.restore(json.loads(json.dumps(det.state())))
+    assert restarted.state() == det.state() and restarted.newest == det.newest == 29
+    hits = [d for d in range(30, 60) if restarted.update((d + 1) * DAY_MS, wave[d])]
+    kept = [d for d in range(30, 60) if det.update((d + 1) * DAY_MS, wave[d])]
+    fresh = ActivityDrift()  # a restart without the state: blind for three weeks
+    blind = [d for d in range(30, 60) if fresh.update((d + 1) * DAY_MS, wave[d])]
+    print("fall on day 40 detected: restored", hits, "never stopped", kept, "fresh", blind)
+    assert hits and 40 <= hits[0] <= 42, hits  # within 3 days, as issue 5 asks
+    assert kept and 40 <= kept[0] <= 42 and all(d >= 51 for d in blind), (kept, blind)
+    held = ActivityDrift()
+    held.restore(restarted.state())  # restored just after the detection: still holding
+    assert held.state()["hold_until"] == hits[0] + 21
+    assert not [d for d in range(60, 61) if held.update((d + 1) * DAY_MS, [0, 0, 0, 0, 1])]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        None,
+        {},
+        {"days": [[1, [1, 2, 3, 4, 5]]]},
+        {"days": [[1, [1, 2, 3]]], "hold_until": -1},
+        {"days": [[1, [1, 2, 3, 4, -5]]], "hold_until": -1},
+        {"days": [[2, None], [1, None]], "hold_until": -1},
+        {"days": [[d, None] for d in range(23)], "hold_until": -1},
+        {"days": [["x", None]], "hold_until": -1},
+    ],
+)
+def test_restore_refuses_what_is_not_a_state(state: object) -> None:
+    det = ActivityDrift()
+    det.update(DAY_MS, [0, 0, 0, 0, 9])
+    with pytest.raises(ValueError, match="not an activity state"):
+        det.restore(state)
+    assert det.newest == 0  # unchanged
