@@ -14,8 +14,8 @@ DESIGN.md "one model, many scorers":
   snapshot (`Trainer.resume`).
 * After each batch that learnt a day, the trainer reports its progress on ``segment-model`` (key
   `PROGRESS_KEY`, `progress_record`): how far it has learnt, which paces the workers' input
-  (`stream.adapters.pace`), and its population-activity test's counts, which a restarted or
-  newly assigned trainer continues from.
+  (`stream.adapters.pace`), and what a restarted or newly assigned trainer continues from
+  (`Trainer.carry`: when the stream began and the population-activity test's counts).
 * Every worker reads ``segment-model`` from the beginning, outside the consumer group
   (`ModelFeed`), and scores with the newest version it has.
 """
@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from stream.core.activity import ActivityDrift
 from stream.core.assigner import Step
 from stream.core.collate import SampleReport
 from stream.core.drift import Detection
@@ -60,21 +59,21 @@ class Progress(NamedTuple):
     """It has learnt every day ending at or before this event time (ms)."""
     complete: bool
     """Every partition had reported the last of those days."""
-    activity: Any
-    """Its population-activity test's state (`stream.core.activity.ActivityDrift.state`), for a
-    trainer that takes over (None in records written before it was added)."""
+    trainer: Any
+    """What a trainer taking over continues from (`stream.core.trainer.Trainer.carry`; None if
+    the record has none)."""
 
 
-def progress_record(learnt_until: int, complete: bool, activity: Any = None) -> bytes:
+def progress_record(learnt_until: int, complete: bool, trainer: Any = None) -> bytes:
     """The trainer's progress record on ``segment-model`` (key `PROGRESS_KEY`; `read_progress`
     reads it).
 
     >>> progress_record(1_704_153_600_000, True)
-    b'{"learnt_until":"2024-01-02T00:00:00.000Z","complete":true,"activity":null}'
+    b'{"learnt_until":"2024-01-02T00:00:00.000Z","complete":true,"trainer":null}'
     >>> read_progress(_)
-    Progress(learnt_until=1704153600000, complete=True, activity=None)
+    Progress(learnt_until=1704153600000, complete=True, trainer=None)
     """
-    obj = {"learnt_until": rfc3339_ms(learnt_until), "complete": complete, "activity": activity}
+    obj = {"learnt_until": rfc3339_ms(learnt_until), "complete": complete, "trainer": trainer}
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
@@ -85,7 +84,7 @@ def read_progress(value: bytes) -> Progress:
         complete = obj["complete"]
         if not isinstance(complete, bool):
             raise TypeError(complete)
-        return Progress(parse_rfc3339_ms(obj["learnt_until"]), complete, obj.get("activity"))
+        return Progress(parse_rfc3339_ms(obj["learnt_until"]), complete, obj.get("trainer"))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError("not a progress record") from exc
 
@@ -350,7 +349,7 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
     tr, seg = svc.trainer, svc.segmenter
     if seg.model is not None and (tr.model is None or tr.model.version < seg.model.version):
         tr.resume(seg.model)  # another trainer published since: continue from its snapshot
-    _take_over_activity(svc)
+    _take_over(svc)
     learnt = svc.collator.released
     for value in values:
         late = svc.collator.late
@@ -383,27 +382,23 @@ async def train(svc: Service, values: Sequence[bytes]) -> None:
             await _observe_day(svc, day, touches)
     released = svc.collator.released
     if released is not None and released != learnt:
-        record = progress_record(released, svc.collator.complete, tr.activity.state())
+        record = progress_record(released, svc.collator.complete, tr.carry())
         await svc.segment_model_topic.send(key=PROGRESS_KEY, value=record)
 
 
-def _take_over_activity(svc: Service) -> None:
-    """Continue the population-activity test from the newest progress report if it is ahead of
-    this trainer's own (a restarted or newly assigned trainer), so it tests the next day at once
-    rather than after the three weeks of counts it compares with. Never raises."""
-    state, svc.model_feed.activity = svc.model_feed.activity, None
-    if state is None:
+def _take_over(svc: Service) -> None:
+    """Continue from the newest progress report what this trainer is behind on (a restarted or
+    newly assigned trainer: `Trainer.take_over`), so its drift detectors and population-activity
+    test go on at once. Never raises."""
+    carried, svc.model_feed.carried = svc.model_feed.carried, None
+    if carried is None:
         return
     try:
-        saved = ActivityDrift()
-        saved.restore(state)
-        own = svc.trainer.activity
-        if saved.newest is not None and (own.newest is None or saved.newest > own.newest):
-            own.restore(state)
-            log.info("population-activity test continued from the trainer's last report")
+        if svc.trainer.take_over(carried):
+            log.info("trainer continues from the last progress report")
     except ValueError:
         svc.metrics.agent_errors.labels("segment_model").inc()
-        log.error("unreadable population-activity state in a progress record skipped")
+        log.error("unreadable trainer state in a progress record skipped")
 
 
 async def _observe_day(svc: Service, day: int, touches: list[int] | None) -> None:
@@ -457,9 +452,9 @@ class ModelFeed:
         self.tansu = tansu
         self.caught_up = asyncio.Event()
         self.on_progress: Callable[[int, bool], None] | None = None
-        self.activity: Any = None
-        """The population-activity state of the newest progress report not yet taken over by
-        this worker's trainer."""
+        self.carried: Any = None
+        """What the newest progress report carries for a trainer taking over
+        (`stream.core.trainer.Trainer.carry`), until this worker's trainer has taken it."""
         self._learnt: int | None = None
 
     async def run(self) -> None:
@@ -515,7 +510,7 @@ class ModelFeed:
             if self._learnt is not None and progress.learnt_until <= self._learnt:
                 return  # an older report (e.g. a restarted trainer re-learning a day)
             self._learnt = progress.learnt_until
-            self.activity = progress.activity
+            self.carried = progress.trainer
             self.metrics.trainer_progress(progress.learnt_until)
             if self.on_progress is not None:
                 self.on_progress(progress.learnt_until, progress.complete)

@@ -228,8 +228,8 @@ class Trainer:
         self._var = np.zeros(len(FEATURES))
         self.model: SegmentModel | None = None
         self.history: list[dict[str, Any]] = []
+        self._first_t: int | None = None  # the first sample's time: when the stream began
         self.river_starts = [0, 0]
-        self._first_t: int | None = None
         """Fits won by the start from River's micro-clusters, and fits where it competed."""
 
     def resume(self, model: SegmentModel) -> None:
@@ -246,6 +246,43 @@ class Trainer:
         self._var = np.asarray(model.std, dtype=np.float64) ** 2
         self.n = max(self.n, self.warmup)
         self._m2 = self._var * (self.n - 1)
+
+    def carry(self) -> dict[str, Any]:
+        """What a trainer taking over needs besides the snapshot (`take_over`), as JSON-ready
+        data: when the stream began (the drift detectors are fed from ``drift_after_days``
+        after it) and the population-activity test's counts
+        (`stream.core.activity.ActivityDrift.state`)."""
+        return {"since": self._first_t, "activity": self.activity.state()}
+
+    def take_over(self, carried: Any) -> bool:
+        """Continue from another trainer's `carry` (a restarted or newly assigned trainer, which
+        would otherwise feed no drift detector for ``drift_after_days`` and test no fall in
+        activity for three weeks): the stream's start if earlier than its own, the activity
+        counts if newer. True if anything was taken; ValueError if ``carried`` is not a carry.
+
+        >>> old, new = Trainer(seed=1), Trainer(seed=1)
+        >>> old._first_t = 0
+        >>> new.take_over(old.carry()), new.carry() == old.carry()
+        (True, True)
+        >>> new.take_over(old.carry())  # nothing newer
+        False
+        """
+        try:
+            since = carried["since"]
+            if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+                raise TypeError(since)
+            activity = ActivityDrift()
+            activity.restore(carried["activity"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a trainer carry: {exc!r}") from exc
+        took = False
+        if since is not None and (self._first_t is None or since < self._first_t):
+            self._first_t, took = since, True
+        own = self.activity.newest
+        if activity.newest is not None and (own is None or activity.newest > own):
+            self.activity.restore(carried["activity"])
+            took = True
+        return took
 
     def learn_one(self, raw: list[float], t: int) -> SegmentModel | None:
         """Learn one sampled raw feature vector at event time ``t``; return a new model when due."""

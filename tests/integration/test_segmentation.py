@@ -129,8 +129,10 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     assert progress == sorted(set(progress)), progress
     trained = max(json.loads(r.value)["trained_at"] for r in models)
     assert progress[-1] >= trained
-    # With the population-activity counts a trainer taking over continues from (*Drift*).
-    assert reports[-1].activity["days"][-1][0] == progress[-1] // 86_400_000 - 1
+    # With what a trainer taking over continues from: the population-activity counts and when
+    # the stream began (*Drift*).
+    assert reports[-1].trainer["activity"]["days"][-1][0] == progress[-1] // 86_400_000 - 1
+    assert reports[-1].trainer["since"] <= min(json.loads(r.value)["trained_at"] for r in models)
     assert newest >= 2, "the trainer should have published and then refined the model"
     wait_for(
         lambda: all(metric_sum(w.metrics(), "microseg_model_version") == newest for w in workers),

@@ -122,13 +122,14 @@ def test_waiting_counts_from_when_records_stopped_going() -> None:
 
 
 def test_progress_records_round_trip_and_refuse_anything_else() -> None:
-    value = progress_record(T0 + DAY, False, {"days": [], "hold_until": -1})
+    carried = {"since": T0, "activity": {"days": [], "hold_until": -1}}
+    value = progress_record(T0 + DAY, False, carried)
     assert json.loads(value) == {
         "learnt_until": "2024-01-02T00:00:00.000Z",
         "complete": False,
-        "activity": {"days": [], "hold_until": -1},
+        "trainer": carried,
     }
-    assert read_progress(value) == (T0 + DAY, False, {"days": [], "hold_until": -1})
+    assert read_progress(value) == (T0 + DAY, False, carried)
     old = b'{"learnt_until": "2024-01-02T00:00:00.000Z", "complete": true}'
     assert read_progress(old) == (T0 + DAY, True, None)
     for bad in (
@@ -146,11 +147,11 @@ def test_the_model_feed_hands_progress_to_the_pacer_and_skips_unreadable_records
     feed = ModelFeed(SimpleNamespace(), SimpleNamespace(), metrics, [], False)  # type: ignore[arg-type]
     got: list[tuple[int, bool]] = []
     feed.on_progress = lambda t, complete: got.append((t, complete))
-    feed._apply(PROGRESS_KEY, progress_record(T0 + 3 * DAY, True, {"days": [[1, None]]}))
+    feed._apply(PROGRESS_KEY, progress_record(T0 + 3 * DAY, True, {"since": 1}))
     feed._apply(PROGRESS_KEY, b"nonsense")
     feed._apply(PROGRESS_KEY, progress_record(T0 + 2 * DAY, True))  # older: ignored
     assert got == [(T0 + 3 * DAY, True)]
-    assert feed.activity == {"days": [[1, None]]}
+    assert feed.carried == {"since": 1}
     assert metrics.trainer_learnt_until._value.get() == (T0 + 3 * DAY) / 1000
     errors = metrics.agent_errors.labels("segment_model")._value.get()
     assert errors == 1
@@ -172,7 +173,7 @@ def test_the_trainer_reports_each_batch_that_released_a_day() -> None:
         collator=Collator(partitions=2),
         metrics=Metrics(),
         segment_model_topic=topic,
-        model_feed=SimpleNamespace(activity=None),
+        model_feed=SimpleNamespace(carried=None),
     )
 
     def report(partition: int, day: int) -> bytes:
@@ -190,16 +191,17 @@ def test_the_trainer_reports_each_batch_that_released_a_day() -> None:
     assert len(sent()) == 1
     asyncio.run(train(svc, [report(0, 4), report(0, 5)]))  # day 3 went without partition 1
     assert sent()[1:] == [(T0 + 3 * DAY, False)]
-    # Each report carries the population-activity test's state (the days it has counted).
-    assert read_progress(topic.sent[-1][1]).activity == svc.trainer.activity.state()
+    # Each report carries what a trainer taking over continues from.
+    assert read_progress(topic.sent[-1][1]).trainer == svc.trainer.carry()
     assert svc.trainer.activity.newest is not None
 
 
-def test_a_trainer_taking_over_continues_the_population_activity_test() -> None:
+def test_a_trainer_taking_over_continues_the_drift_tests_at_once() -> None:
     before = Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1)
     for d in range(22):
         before.observe_day(T0 + (d + 1) * DAY, [0, 0, 0, 0, 1000])
-    report = read_progress(progress_record(T0 + 22 * DAY, True, before.activity.state()))
+    before._first_t = T0  # its drift detectors have watched samples since T0
+    report = read_progress(progress_record(T0 + 22 * DAY, True, before.carry()))
     metrics = Metrics()
     svc: Any = SimpleNamespace(
         trainer=Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1),
@@ -207,19 +209,22 @@ def test_a_trainer_taking_over_continues_the_population_activity_test() -> None:
         collator=Collator(partitions=1),
         metrics=metrics,
         segment_model_topic=Topic(),
-        model_feed=SimpleNamespace(activity=report.activity),
+        model_feed=SimpleNamespace(carried=report.trainer),
     )
     asyncio.run(train(svc, []))
-    assert svc.trainer.activity.state() == before.activity.state()
-    assert svc.model_feed.activity is None  # taken over once
+    assert svc.trainer.carry() == before.carry()
+    assert svc.model_feed.carried is None  # taken over once
+    # Its model-fit and segment detectors are fed from drift_after_days after T0, not after
+    # the restart (they were blind for 30 days: a persona emerging then was never born).
+    assert svc.trainer._live(T0 + 30 * DAY)
     # The restarted trainer tests the next days at once: a fall is reported on the third.
     for d, n in enumerate([1000, 1000, 700]):
         svc.trainer.observe_day(T0 + (23 + d) * DAY, [0, 0, 0, 0, n])
     assert [h.subject for h in svc.trainer.take_detections()] == ["population:activity"]
     # An older or unreadable state changes nothing; the unreadable one is counted.
-    svc.model_feed.activity = report.activity
+    svc.model_feed.carried = report.trainer
     asyncio.run(train(svc, []))
     assert svc.trainer.activity.newest == before.activity.newest + 3
-    svc.model_feed.activity = {"days": "nonsense"}
+    svc.model_feed.carried = {"since": None, "activity": {"days": "nonsense"}}
     asyncio.run(train(svc, []))
     assert metrics.agent_errors.labels("segment_model")._value.get() == 1

@@ -371,3 +371,24 @@ def test_a_subject_is_reported_once_per_model_version() -> None:
     tr._adapting = False
     tr.publish(5000)  # a new version: the same subjects may be news again
     assert not tr._reported
+
+
+def test_a_trainer_taking_over_feeds_its_detectors_from_the_streams_start() -> None:
+    old = Trainer(seed=3)
+    old._first_t = 0  # it has watched samples since day 0
+    for d in range(22):
+        old.observe_day((d + 1) * DAY_MS, [0, 0, 0, 0, 1000])
+    restarted = Trainer(seed=3)  # fresh: it counts 30 days from its own first sample
+    assert not restarted._live(45 * DAY_MS)
+    assert restarted.take_over(old.carry())
+    assert restarted._live(30 * DAY_MS) and restarted.activity.newest == 21
+    # Nothing older replaces what it has; what is not a carry is refused.
+    later = Trainer(seed=3)
+    later._first_t = -DAY_MS
+    for d in range(23):
+        later.observe_day((d + 1) * DAY_MS, [0, 0, 0, 0, 1000])
+    assert not later.take_over(old.carry())
+    assert later.carry()["since"] == -DAY_MS and later.activity.newest == 22
+    for bad in (None, {}, {"since": "x", "activity": old.activity.state()}, {"since": 0}):
+        with pytest.raises(ValueError, match="not a"):
+            restarted.take_over(bad)
