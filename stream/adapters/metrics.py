@@ -188,7 +188,8 @@ class Metrics:
         self.input_held = Gauge(
             "microseg_input_held_records",
             "Input records fetched and held back so that the three input topics are consumed in "
-            "step by event time (MICROSEG_ALIGN_MAX_WAIT_S).",
+            "step by event time (MICROSEG_ALIGN_MAX_WAIT_S), or until the trainer has learnt "
+            "far enough (MICROSEG_PACE_MAX_WAIT_S).",
             registry=r,
         )
         self.input_forced = Counter(
