@@ -172,6 +172,7 @@ class Aligner:
         self._latest: dict[Any, int] = {}  # tp → the newest event time received
         self._next: dict[Any, int] = {}  # tp → the offset after the last one received
         self._stuck: float | None = None  # wall clock since which nothing could go
+        self._released: int | None = None  # the newest event time let go
         self._paused: set[Any] = set()
 
     def assign(self, tps: Iterable[Any]) -> None:
@@ -212,7 +213,10 @@ class Aligner:
         elif horizon is not None and self._head() >= horizon:
             self._stuck = None  # the next record waits for the trainer only
             assert pacer is not None
-            if pacer.waiting():  # the trainer made no progress for too long: go on without
+            past = None if self._released is None else pacer.gap(self._released, self._head())
+            if past is not None and self._merge(out, bounded=True, horizon=past):
+                pacer.flowing()  # a gap in event time the trainer cannot cross without us
+            elif pacer.waiting():  # the trainer made no progress for too long: go on without
                 self._merge(out, bounded=True, horizon=pacer.horizon())
         elif self._stuck is None or not all(self.gate.fetching(tp) for tp in self._blocking()):
             self._stuck = now  # a partition not fetched now (Faust's back-pressure) is waited for
@@ -268,7 +272,10 @@ class Aligner:
         while heap and (limit is None or heap[0][0] <= limit):
             i = heap[0][1]
             q = queues[i]
-            out.append((tps[i], q.popleft()[1]))
+            t, record = q.popleft()
+            out.append((tps[i], record))
+            if self._released is None or t > self._released:
+                self._released = t
             n += 1
             if q:
                 heapq.heapreplace(heap, (q[0][0], i))

@@ -21,8 +21,19 @@ partition never reports):
   (on a two-worker 40-day backlog: none, against 83 of 6,445 with the wide lead throughout);
 * ``wide_ms`` (``max_lag_days + 2`` days): when a partition did not report it (idle, or far
   behind), one may pass the boundary ``max_lag_days + 1`` days after ``learnt``, which releases
-  the next day without the missing one. Also before the trainer has reported anything (the lead
-  then counts from the earliest event time the worker has seen).
+  the next day without the missing one.
+
+Before the trainer has reported anything, the wide lead counts from the first event time the
+worker saw: unpaced until the first report, a worker went through the 40-day test backlog before
+it came (final segments against the offline replay ARI .656, as with no pacing at all).
+
+A gap in the events cannot stall the worker (`gap`): once the trainer has learnt every day up to
+the one the worker has reached, holding the next records back cannot help it, and the worker goes
+on through the day of the next record (and before the first report, if the worker has not got a
+day past its first event, the lead counts from the next record instead: one record far older
+than the rest, to be dead-lettered, cannot hold everything back). Without this, a test stream
+whose malformed records, dated today, followed valid events from 2024 waited ``max_wait_s`` for a
+trainer that had nothing left to learn.
 
 A partition that goes idle while the others are paced at the narrow lead stalls the trainer: the
 others cannot get far enough ahead for it to learn the next day without it. That is what
@@ -51,6 +62,10 @@ True
 (True, 1)
 >>> p.learnt_until(13 * DAY, complete=False); p.horizon() == 17 * DAY  # progress: paced again
 True
+>>> p.gap(released=14 * DAY + 5, head=20 * DAY) is None  # the trainer can learn on: wait
+True
+>>> p.gap(released=13 * DAY + 5, head=20 * DAY + 5) == 21 * DAY  # it waits for us: go on
+True
 """
 
 from __future__ import annotations
@@ -58,6 +73,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+from stream.core.features import DAY_MS
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +112,15 @@ class Pacer:
         """Whether every partition reported that day."""
         self.timeouts = 0
         """Times pacing was suspended because the trainer made no progress."""
-        self._start: int | None = None  # the earliest event time seen
         self._since: tuple[int, float] | None = None  # (base, wall clock) records wait since
         self._suspended: int | None = None  # the base waiting gave up at
+        self._start: int | None = None  # the first event time seen
+        self._past: int | None = None  # a horizon past a gap in the events
 
     def seen(self, t: int) -> None:
-        """An input record's event time (before the trainer reports, the horizon counts from
-        the earliest)."""
-        if self._start is None or t < self._start:
+        """The earliest event time of the worker's first records (the horizon counts from it
+        until the trainer reports)."""
+        if self._start is None:
             self._start = t
 
     def learnt_until(self, t: int, complete: bool) -> None:
@@ -117,7 +135,27 @@ class Pacer:
         if base is None or base == self._suspended:
             return None
         narrow = self.learnt is not None and self.complete
-        return base + (self.lead_ms if narrow else self.wide_ms)
+        h = base + (self.lead_ms if narrow else self.wide_ms)
+        return h if self._past is None else max(h, self._past)
+
+    def gap(self, released: int, head: int) -> int | None:
+        """The horizon moved past a gap in the events, or None. ``released``: the newest event
+        time the worker has let go; ``head``: the next record's. If the trainer has learnt every
+        day before the one ``released`` is in, it waits for a day boundary the worker can only
+        pass with the next record, however far that is: the records up to the end of that
+        record's day go (and stay let go: records fetched later go too). Before the first
+        report, if the worker has not got a day past its first event, the lead counts from
+        ``head``."""
+        if self.learnt is None:
+            if self._start is None or released >= self._start + DAY_MS:
+                return None
+            self._start = head
+        elif self.learnt >= released - released % DAY_MS:
+            past = head - head % DAY_MS + DAY_MS
+            self._past = past if self._past is None else max(self._past, past)
+        else:
+            return None
+        return self.horizon()
 
     def flowing(self) -> None:
         """Records went: what waits now waits from now."""

@@ -30,7 +30,7 @@ T0 = 1_704_067_200_000  # 2024-01-01, hour 0 of `rec`
 
 
 def paced(consumer: Consumer, clock: Clock) -> tuple[Aligner, Pacer]:
-    pacer = Pacer(24 * HOUR, 48 * HOUR, max_wait_s=30, clock=clock)
+    pacer = Pacer(2 * DAY, 4 * DAY, max_wait_s=30, clock=clock)
     al = Aligner(consumer, max_wait_s=2, clock=clock, pacer=pacer)
     al.assign({CLICK, MAIL})
     return al, pacer
@@ -39,15 +39,15 @@ def paced(consumer: Consumer, clock: Clock) -> tuple[Aligner, Pacer]:
 def test_records_past_the_trainers_progress_wait_until_it_learns_on() -> None:
     clock = Clock()
     al, pacer = paced(Consumer({CLICK: 5, MAIL: 0}), clock)
-    pacer.learnt_until(T0, complete=False)  # learnt up to 2024-01-01: records before 01-03 may go
+    pacer.learnt_until(T0, complete=True)  # learnt up to 2024-01-01: records before 01-03 may go
     out = al.take({CLICK: [rec(0, 1), rec(1, 30), rec(2, 47), rec(3, 48), rec(4, 80)]})
     assert order(out) == [("click", 0), ("click", 1), ("click", 2)]
     assert al.held == 2
     clock.now = 20.0
     assert al.take({}) == []  # still waiting: the trainer has not reported since
-    pacer.learnt_until(T0 + DAY, complete=False)
+    pacer.learnt_until(T0 + DAY, complete=True)
     assert order(al.take({})) == [("click", 3)]
-    pacer.learnt_until(T0 + 2 * DAY, complete=False)
+    pacer.learnt_until(T0 + 2 * DAY, complete=True)
     assert order(al.take({})) == [("click", 4)]
     assert al.held == 0 and pacer.timeouts == 0 and al.forced == 0
 
@@ -55,32 +55,50 @@ def test_records_past_the_trainers_progress_wait_until_it_learns_on() -> None:
 def test_the_lead_is_narrow_while_every_partition_reports_the_days_learnt() -> None:
     clock = Clock()
     al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), clock)
-    pacer.learnt_until(T0, complete=True)  # every partition reported 2024-01-01: one day ahead
-    out = al.take({CLICK: [rec(0, 1), rec(1, 23), rec(2, 30), rec(3, 47)]})
+    pacer.learnt_until(T0, complete=True)  # every partition reported 2024-01-01: two days ahead
+    out = al.take({CLICK: [rec(0, 1), rec(1, 40), rec(2, 50), rec(3, 70)]})
     assert order(out) == [("click", 0), ("click", 1)]
-    pacer.learnt_until(T0 + DAY, complete=False)  # a day learnt without one: two days ahead
+    pacer.learnt_until(T0 + DAY, complete=False)  # a day learnt without one: four days ahead
     assert order(al.take({})) == [("click", 2), ("click", 3)]
-    assert order(al.take({CLICK: [rec(4, 71)]})) == [("click", 4)]
-    pacer.learnt_until(T0 + 2 * DAY, complete=True)  # it reported again: one day ahead
-    assert al.take({CLICK: [rec(5, 72)]}) == []
-    assert order(al.take({CLICK: [rec(6, 71)]})) == []  # behind a held record of its partition
+    assert order(al.take({CLICK: [rec(4, 110)]})) == [("click", 4)]
+    pacer.learnt_until(T0 + 2 * DAY, complete=True)  # it reported again: two days ahead
+    assert al.take({CLICK: [rec(5, 100)]}) == []
     assert pacer.timeouts == 0
 
 
-def test_before_the_trainer_reports_the_horizon_counts_from_the_earliest_record() -> None:
-    al, pacer = paced(Consumer({CLICK: 3, MAIL: 0}), Clock())
-    bad = Rec(0, b'{"ts":"not a time"}')  # goes first (it will be dead-lettered), sets nothing
-    out = al.take({CLICK: [bad, rec(1, 10), rec(2, 57), rec(3, 58)]})
-    assert order(out) == [("click", 0), ("click", 1), ("click", 2)]  # 10 + 48 hours
-    assert pacer.horizon() == T0 + 58 * HOUR
+def test_before_the_trainer_reports_the_lead_counts_from_the_first_events() -> None:
+    al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), Clock())
+    old = Rec(0, b'{"ts":"2023-01-01T00:00:00Z"}')  # a year early (to be dead-lettered)
+    assert order(al.take({CLICK: [old, rec(1, 10), rec(2, 40), rec(3, 120)]})) == [("click", 0)]
+    # Nothing else within four days of it: they count from the next record (hour 10) instead.
+    assert order(al.take({})) == [("click", 1), ("click", 2)]
+    assert pacer.horizon() == T0 + 106 * HOUR and al.held == 1
+    pacer.learnt_until(T0 + DAY, complete=True)  # it learnt 01-01, we are at 01-02: a gap
+    assert order(al.take({})) == [("click", 3)]
+    assert pacer.timeouts == 0
+
+
+def test_a_gap_in_event_time_does_not_stall_the_worker() -> None:
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), clock)
+    pacer.learnt_until(T0, complete=True)  # one day ahead: up to 2024-01-02
+    assert order(al.take({CLICK: [rec(0, 5), rec(1, 30)]})) == [("click", 0), ("click", 1)]
+    # Nothing on 2024-01-03 to 2024-01-05: the trainer waits for the end of 01-02 from us.
+    assert al.take({CLICK: [rec(2, 4 * 24 + 2), rec(3, 4 * 24 + 20), rec(4, 6 * 24)]}) == []
+    pacer.learnt_until(T0 + DAY, complete=True)  # it learnt 01-01: we are at 01-02
+    assert order(al.take({})) == [("click", 2), ("click", 3)]  # through the next record's day
+    assert al.held == 1 and pacer.timeouts == 0 and clock.now == 0.0
+    # Fetched later, records of that day go too (else the worker, now days ahead of what the
+    # trainer has learnt, would wait for it).
+    assert order(al.take({MAIL: [rec(0, 4 * 24 + 10)]})) == [("mail", 0)]
 
 
 def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:
     clock = Clock()
     c = Consumer({CLICK: 3, MAIL: 5})  # e-mail has records to read and sends none
     al, pacer = paced(c, clock)
-    pacer.learnt_until(T0, complete=False)
-    assert al.take({CLICK: [rec(0, 1), rec(1, 2), rec(2, 60)]}) == []
+    pacer.learnt_until(T0, complete=True)
+    assert al.take({CLICK: [rec(0, 1), rec(1, 30), rec(2, 60)]}) == []
     clock.now = 2.5
     out = al.take({})  # e-mail never delivered: the click records go, up to the horizon only
     assert order(out) == [("click", 0), ("click", 1)] and al.forced == 1 and al.held == 1
@@ -91,27 +109,28 @@ def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:
 def test_without_progress_for_max_wait_the_input_goes_ahead_until_the_trainer_reports() -> None:
     clock = Clock()
     al, pacer = paced(Consumer({CLICK: 4, MAIL: 0}), clock)
-    pacer.learnt_until(T0, complete=False)
-    assert order(al.take({CLICK: [rec(0, 1), rec(1, 50), rec(2, 100)]})) == [("click", 0)]
+    pacer.learnt_until(T0, complete=True)
+    out = al.take({CLICK: [rec(0, 1), rec(1, 30), rec(2, 50), rec(3, 100)]})
+    assert order(out) == [("click", 0), ("click", 1)]
     clock.now = 1.0
     assert al.take({}) == []  # nothing else could go: waiting from here
     clock.now = 30.0
     assert al.take({}) == []
     clock.now = 31.0  # the trainer is down: nothing stalls ingest for longer
-    assert order(al.take({})) == [("click", 1), ("click", 2)]
+    assert order(al.take({})) == [("click", 2), ("click", 3)]
     assert pacer.timeouts == 1 and al.forced == 0
-    assert order(al.take({CLICK: [rec(3, 120)]})) == [("click", 3)]
-    pacer.learnt_until(T0 + DAY, complete=False)  # back: paced again
-    assert al.take({CLICK: [rec(4, 121)]}) == [] and al.held == 1
+    assert order(al.take({CLICK: [rec(4, 119)]})) == [("click", 4)]
+    pacer.learnt_until(T0 + DAY, complete=False)  # back: paced again (up to 01-06)
+    assert al.take({CLICK: [rec(5, 121)]}) == [] and al.held == 1
 
 
 def test_waiting_counts_from_when_records_stopped_going() -> None:
     clock = Clock()
     al, pacer = paced(Consumer({CLICK: 9, MAIL: 1}), clock)
-    pacer.learnt_until(T0, complete=False)
+    pacer.learnt_until(T0, complete=True)
     assert al.take({CLICK: [rec(0, 60)]}) == []  # waits from 0 s
     clock.now = 25.0
-    out = al.take({MAIL: [rec(0, 2)]})  # something went: what waits, waits from now
+    out = al.take({MAIL: [rec(0, 30)]})  # something went: what waits, waits from now
     assert order(out) == [("mail", 0)]
     clock.now = 26.0
     assert al.take({}) == []
