@@ -13,7 +13,7 @@ model as offline.
 
 The worker also paces its input by the trainer's progress (`stream.adapters.pace`), so each day
 is scored with the models of its time: the final segments agree with the offline replay's at ARI
-.941–.945, against .656 with ``MICROSEG_PACE_MAX_WAIT_S=0`` (every customer scored once, by an
+.940–.945, against .656 with ``MICROSEG_PACE_MAX_WAIT_S=0`` (every customer scored once, by an
 early model, when the worker outran the trainer).
 """
 
