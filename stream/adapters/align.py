@@ -192,9 +192,10 @@ class Aligner:
                 continue
             self._tps.add(tp)
             times = [event_ms(r.value) for r in recs]
-            readable = [t for t in times if t != EARLIEST]
-            if self.pacer is not None and readable:
-                self.pacer.seen(min(readable))
+            if self.pacer is not None and not self.pacer.started:  # its first records only
+                readable = [t for t in times if t != EARLIEST]
+                if readable:
+                    self.pacer.seen(min(readable))
             self._queues.setdefault(tp, deque()).extend(zip(times, recs, strict=True))
             self._latest[tp] = max(self._latest.get(tp, EARLIEST), *times)
             self._next[tp] = recs[-1].offset + 1
@@ -210,10 +211,10 @@ class Aligner:
             self._stuck = None
             if pacer is not None:
                 pacer.flowing()
-        elif horizon is not None and self._head() >= horizon:
+        elif horizon is not None and (head := self._head()) >= horizon:
             self._stuck = None  # the next record waits for the trainer only
             assert pacer is not None
-            past = None if self._released is None else pacer.gap(self._released, self._head())
+            past = None if self._released is None else pacer.gap(self._released, head)
             if past is not None and self._merge(out, bounded=True, horizon=past):
                 pacer.flowing()  # a gap in event time the trainer cannot cross without us
             elif pacer.waiting():  # the trainer made no progress for too long: go on without

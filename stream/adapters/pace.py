@@ -117,6 +117,11 @@ class Pacer:
         self._start: int | None = None  # the first event time seen
         self._past: int | None = None  # a horizon past a gap in the events
 
+    @property
+    def started(self) -> bool:
+        """Whether it has seen the worker's first records (`seen`)."""
+        return self._start is not None
+
     def seen(self, t: int) -> None:
         """The earliest event time of the worker's first records (the horizon counts from it
         until the trainer reports)."""
