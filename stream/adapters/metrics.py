@@ -138,7 +138,6 @@ class Metrics:
         for level, detector in (("model_fit", "adwin"), ("model_fit", "page_hinkley"),
                                 ("segment", "adwin"), ("customer", "page_hinkley")):  # fmt: skip
             self.drift.labels(level, detector)
-        self._customer_drifts = 0
         self.event_time_lag = Histogram(
             "microseg_event_time_lag_seconds",
             "Wall clock minus event time of each updated customer's newest event, per batch.",
@@ -210,8 +209,7 @@ class Metrics:
             "reported last; input is paced to a few days past it.",
             registry=r,
         )
-        self._forced = 0
-        self._pace_timeouts = 0
+        self._totals: dict[str, int] = {}
         self._model_loaded_at: float | None = None
 
     def model(self, model: SegmentModel) -> None:
@@ -255,12 +253,8 @@ class Metrics:
         """Record the input alignment's held records now, its forced releases and the pacing's
         timeouts (both so far)."""
         self.input_held.set(held)
-        if forced > self._forced:
-            self.input_forced.inc(forced - self._forced)
-            self._forced = forced
-        if pace_timeouts > self._pace_timeouts:
-            self.input_pace_timeouts.inc(pace_timeouts - self._pace_timeouts)
-            self._pace_timeouts = pace_timeouts
+        self._count_up(self.input_forced, "forced", forced)
+        self._count_up(self.input_pace_timeouts, "pace_timeouts", pace_timeouts)
 
     def trainer_progress(self, learnt_until: int) -> None:
         """Record the trainer's reported progress (event time, ms)."""
@@ -272,6 +266,12 @@ class Metrics:
 
     def customer_drifts(self, total: int) -> None:
         """Count the scorer's customer-level drift detections (``total`` so far)."""
-        if total > self._customer_drifts:
-            self.drift.labels("customer", "page_hinkley").inc(total - self._customer_drifts)
-            self._customer_drifts = total
+        self._count_up(self.drift.labels("customer", "page_hinkley"), "customer_drifts", total)
+
+    def _count_up(self, counter: Counter, name: str, total: int) -> None:
+        """Advance ``counter`` to ``total``, a running count kept elsewhere (what it was last
+        advanced to is ``self._totals[name]``)."""
+        done = self._totals.get(name, 0)
+        if total > done:
+            counter.inc(total - done)
+            self._totals[name] = total

@@ -247,3 +247,14 @@ def test_a_trainer_taking_over_continues_the_drift_tests_at_once() -> None:
     svc.model_feed.carried = {"since": None, "activity": {"days": "nonsense"}}
     asyncio.run(train(svc, []))
     assert metrics.agent_errors.labels("segment_model")._value.get() == 1
+
+
+def test_the_running_totals_advance_their_counters_once() -> None:
+    m = Metrics()
+    m.aligned(5, forced=2, pace_timeouts=1)
+    m.aligned(0, forced=2, pace_timeouts=3)
+    m.customer_drifts(4)
+    m.customer_drifts(4)
+    assert m.input_forced._value.get() == 2 and m.input_pace_timeouts._value.get() == 3
+    assert m.drift.labels("customer", "page_hinkley")._value.get() == 4
+    assert m.input_held._value.get() == 0
