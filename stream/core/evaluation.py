@@ -12,14 +12,19 @@ simulator's truth file, and reports:
   end, the share whose segment changed after the switch (``recall``) and the share that moved to
   the segment where their new persona's stable customers end up (``recall_to_target``), with the
   median delay in days of event time of the latter; the same per flow (``by_flow``, e.g.
-  ``store_regular->lapsed``: which kinds of change the segmentation follows slowly);
+  ``store_regular->lapsed``: which kinds of change the segmentation follows slowly) and for
+  migrations into silence and into another active persona apart (``by_target``: ``lapsed``,
+  ``active``);
 * **lapses**: the same for customers who go silent (move to any other segment after their last
   event), per persona they went silent from;
 * **spurious changes**: segment changes (not micro-segment) of stable customers — same persona
   throughout, never silent — after a warm-up, per customer per 30 days; also counted by the
   change's ``reason`` (``by_reason``: the moves a model update forced, ``model_update`` and
-  ``segment_retired``, apart from ``behaviour`` ones) and by persona (``by_persona``, each with
-  its own rate). ``warmup_days`` sets the warm-up: decayed features take about two horizons
+  ``segment_retired``, apart from ``behaviour`` ones), by persona (``by_persona``, each with
+  its own rate) and by kind (``by_kind``, each with its rate): ``into_lapsed`` and
+  ``out_of_lapsed`` (the segment where the lapsed customers end up: false lapses and their
+  returns), ``to_home`` (into the segment where the customer's persona ends up: a placement
+  corrected as evidence came in), ``from_home`` (out of it) and ``elsewhere``. ``warmup_days`` sets the warm-up: decayed features take about two horizons
   (60 days) to fill, and the rate is lower once they have.
 
 >>> adjusted_rand([0, 0, 1, 1], ["a", "a", "b", "b"]), adjusted_rand([0, 1, 0, 1], [0, 0, 1, 1])
@@ -42,6 +47,7 @@ from stream.core.features import DAY_MS
 from stream.core.kmeans import best_kmeans, improve
 from stream.core.model import Z_CLIP, transform_many
 from stream.core.outputs import parse_rfc3339_ms
+from stream.core.personas import LAPSED
 from stream.core.space import STD_FLOOR
 
 
@@ -125,7 +131,7 @@ def evaluate(
     home: dict[str, int] = {}
     for persona in sorted(set(personas)):
         got = Counter(final[c] for c in cids if people[c]["persona_end"] == persona
-                      and (_stable(people[c]) or persona == "lapsed"))  # fmt: skip
+                      and (_stable(people[c]) or persona == LAPSED))  # fmt: skip
         if got:
             home[persona] = got.most_common(1)[0][0]
     end_ms = parse_rfc3339_ms(truth["parameters"]["end"])
@@ -144,35 +150,47 @@ def evaluate(
                     delay = (t - since) / DAY_MS
         return anymove, delay
 
-    def movement(rows: list[tuple[str, int, str, str]]) -> dict[str, Any]:
+    def movement(rows: list[tuple[str, int, str, str]], split: bool) -> dict[str, Any]:
         got = [moves(cid, since, home.get(to)) for cid, since, to, _ in rows]
         flows: dict[str, list[tuple[bool, float | None]]] = {}
+        targets: dict[str, list[tuple[bool, float | None]]] = {"lapsed": [], "active": []}
         for (_, _, to, start), g in zip(rows, got, strict=True):
             flows.setdefault(f"{start}->{to}", []).append(g)
-        return {**_moved(got), "by_flow": {f: _moved(flows[f]) for f in sorted(flows)}}
+            targets["lapsed" if to == LAPSED else "active"].append(g)
+        out = {**_moved(got), "by_flow": {f: _moved(flows[f]) for f in sorted(flows)}}
+        if split:
+            out["by_target"] = {k: _moved(v) for k, v in targets.items()}
+        return out
 
     migrants = [(c, p["migration"]["switch_ms"], p["migration"]["to"], p["persona_start"])
                 for c, p in people.items() if p.get("migration")
                 and p["migration"]["switch_ms"] <= end_ms - observe and c in history]  # fmt: skip
-    lapses = [(c, p["active_until_ms"], "lapsed", p["persona_start"]) for c, p in people.items()
+    lapses = [(c, p["active_until_ms"], LAPSED, p["persona_start"]) for c, p in people.items()
               if p.get("active_until_ms") and p["active_until_ms"] <= end_ms - observe
               and c in history]  # fmt: skip
     warm = start_ms + int(warmup_days * DAY_MS)
     spurious: Counter[str] = Counter()  # by reason
+    kinds: Counter[str] = Counter({k: 0 for k in SPURIOUS_KINDS})
     by_persona: dict[str, list[float]] = {}  # persona → [changes, exposure days]
     for cid in stable:
         since = max(warm, people[cid]["joined_ms"] + observe)
         if since >= end_ms:
             continue
-        tally = by_persona.setdefault(people[cid]["persona_end"], [0.0, 0.0])
+        persona = people[cid]["persona_end"]
+        tally = by_persona.setdefault(persona, [0.0, 0.0])
         tally[1] += (end_ms - since) / DAY_MS
         h = history[cid]
         for (t, seg), (_, prev), why in zip(h[1:], h, reasons[cid][1:], strict=False):
             if t >= since and seg != prev and prev:
                 spurious[why] += 1
+                kinds[_kind(prev, seg, home.get(LAPSED), home.get(persona))] += 1
                 tally[0] += 1
     exposure_days = sum(days for _, days in by_persona.values())
     n_spurious = spurious.total()
+
+    def rate(n: float) -> float | None:
+        return round(n / exposure_days * 30, 4) if exposure_days else None
+
     return {
         "customers": len(cids),
         "segments": len(set(segments)),
@@ -183,15 +201,16 @@ def evaluate(
             "ari": adjusted_rand(km_truth, km),
             "nmi": normalized_mutual_info(km_truth, km),
         },
-        "migrations": movement(migrants),
-        "lapses": movement(lapses),
+        "migrations": movement(migrants, split=True),
+        "lapses": movement(lapses, split=False),
         "spurious": {
             "stable_customers": len(stable),
             "changes": n_spurious,
             "by_reason": dict(sorted(spurious.items())),
-            "per_customer_per_30_days": round(n_spurious / exposure_days * 30, 4)
-            if exposure_days
-            else None,
+            "by_kind": {
+                k: {"changes": n, "per_customer_per_30_days": rate(n)} for k, n in kinds.items()
+            },
+            "per_customer_per_30_days": rate(n_spurious),
             "warmup_days": warmup_days,
             "by_persona": {
                 p: {"changes": int(n), "per_customer_per_30_days": round(n / days * 30, 4)}
@@ -200,6 +219,26 @@ def evaluate(
         },
         "changes": len(changes),
     }
+
+
+SPURIOUS_KINDS = ("into_lapsed", "out_of_lapsed", "to_home", "from_home", "elsewhere")
+"""What a stable customer's segment change did (``spurious.by_kind``, module docstring)."""
+
+
+def _kind(prev: int, seg: int, lapsed: int | None, home: int | None) -> str:
+    """The `SPURIOUS_KINDS` entry of a move ``prev`` → ``seg``, given the lapsed customers' and
+    the customer's persona's segments.
+
+    >>> _kind(1, 5, 5, 1), _kind(5, 1, 5, 1), _kind(2, 1, 5, 1), _kind(1, 2, 5, 1), _kind(2, 3, 5, 1)
+    ('into_lapsed', 'out_of_lapsed', 'to_home', 'from_home', 'elsewhere')
+    """
+    if lapsed is not None and seg == lapsed:
+        return "into_lapsed"
+    if lapsed is not None and prev == lapsed:
+        return "out_of_lapsed"
+    if seg == home:
+        return "to_home"
+    return "from_home" if prev == home else "elsewhere"
 
 
 def _moved(got: list[tuple[bool, float | None]]) -> dict[str, Any]:

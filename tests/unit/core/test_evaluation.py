@@ -112,6 +112,13 @@ def test_movement_and_spurious_changes_are_broken_down_by_flow_and_persona() -> 
     assert flows["q->p"] == {"customers": 1, "recall": 1.0, "recall_to_target": 1.0,
                              "median_delay_days": 7.0}  # fmt: skip
     assert report["migrations"]["median_delay_days"] == 6.0
+    assert report["migrations"]["by_target"] == {
+        "lapsed": {"customers": 0, "recall": None, "recall_to_target": None,
+                   "median_delay_days": None},
+        "active": {"customers": 3, "recall": round(2 / 3, 4), "recall_to_target": round(2 / 3, 4),
+                   "median_delay_days": 6.0},
+    }  # fmt: skip
+    assert "by_target" not in report["lapses"]
     assert report["lapses"]["by_flow"] == {
         "p->lapsed": {
             "customers": 1,
@@ -126,6 +133,34 @@ def test_movement_and_spurious_changes_are_broken_down_by_flow_and_persona() -> 
         "q": {"changes": 0, "per_customer_per_30_days": 0.0},
     }
     assert spurious["per_customer_per_30_days"] == round(2 / 90 * 30, 4)
+    # s1 left p's segment (1) for segment 2 and came back; segment 3 is the lapsed customers'
+    assert {k: v["changes"] for k, v in spurious["by_kind"].items()} == {
+        "into_lapsed": 0, "out_of_lapsed": 0, "to_home": 1, "from_home": 1, "elsewhere": 0,
+    }  # fmt: skip
+    assert spurious["by_kind"]["to_home"]["per_customer_per_30_days"] == round(1 / 90 * 30, 4)
     # a longer warm-up leaves out the move made before it
     later = evaluate(changes, features, truth, n_segments=3, warmup_days=38)["spurious"]
     assert later["by_persona"]["p"] == {"changes": 1, "per_customer_per_30_days": 1.3636}
+
+
+def test_false_lapses_and_their_returns_are_counted_apart() -> None:
+    lapser = {**_person("l1", "p"), "persona_end": "lapsed",
+              "active_until_ms": START + 10 * DAY_MS}  # fmt: skip
+    truth = {
+        "parameters": {"start": rfc3339_ms(START), "end": rfc3339_ms(START + 60 * DAY_MS)},
+        "customers": [_person("s1", "p"), _person("s2", "p"), lapser],
+    }
+    changes = [
+        _change("s1", 1, 1, 1, 1, "new_customer"),
+        _change("s1", 2, 35, 3, 3, "behaviour"),  # a quiet spell taken for a lapse ...
+        _change("s1", 3, 41, 1, 1, "behaviour"),  # ... and the return
+        _change("s2", 1, 1, 2, 2, "new_customer"),  # placed apart from p's other customer,
+        _change("s2", 2, 50, 3, 3, "behaviour"),  # then taken for lapsed
+        _change("l1", 1, 1, 1, 1, "new_customer"),
+        _change("l1", 2, 20, 3, 3, "behaviour"),
+    ]
+    features = {c["customer_id"]: [1.0] * len(NAMES) for c in truth["customers"]}
+    kinds = evaluate(changes, features, truth, n_segments=3)["spurious"]["by_kind"]
+    assert {k: v["changes"] for k, v in kinds.items()} == {
+        "into_lapsed": 2, "out_of_lapsed": 1, "to_home": 0, "from_home": 0, "elsewhere": 0,
+    }  # fmt: skip
