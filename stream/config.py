@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
     margin: Annotated[float, Field(ge=0, lt=1)] = 0.15
     min_dwell_days: Annotated[float, Field(ge=0, le=365)] = 2.0
+    lapse_grace: Annotated[float, Field(ge=1, le=100)] = 4.0
     idle_days: Annotated[float, Field(gt=0, le=365)] = 1.0
     tick_minutes: Annotated[float, Field(gt=0, le=1440)] = 60.0
     holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
@@ -234,7 +235,7 @@ def make_segmenter(settings: Settings) -> Segmenter:
 
     detector = CustomerDrift(settings.customer_drift_threshold) if settings.drift else None
     return Segmenter(
-        Scorer(settings.margin, settings.min_dwell_days),
+        Scorer(settings.margin, settings.min_dwell_days, settings.lapse_grace),
         settings.holdout_share,
         customer_drift=detector,
     )
@@ -285,6 +286,6 @@ def make_collator(settings: Settings) -> Collator:
 def segmentation_config(settings: Settings) -> dict[str, Any]:
     """The settings that decide segmentation outputs (recorded in offline reports)."""
     names = ("segments", "micro_segments", "sample_rate", "monitor_rate", "publish_every", "warmup_samples",
-             "micro_clusters", "seed", "margin", "min_dwell_days", "idle_days", "tick_minutes",
+             "micro_clusters", "seed", "margin", "min_dwell_days", "lapse_grace", "idle_days", "tick_minutes",
              "holdout_share", "segment_bound", "drift", "customer_drift_threshold")  # fmt: skip
     return {n: getattr(settings, n) for n in names}

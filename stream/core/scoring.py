@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from stream.core.features import DAY_MS
 from stream.core.model import SegmentModel
-from stream.core.space import lapsed_segments
+from stream.core.space import ALIVE_GRACE, lapsed_segments
 
 Array = NDArray[np.float64]
 
@@ -98,11 +98,18 @@ class Scorer:
         A challenger must be nearer than ``(1 − margin)`` × the current segment's distance.
     min_dwell_days
         Minimum event time in a segment before a behavioural move.
+    lapse_grace
+        Touches a customer's own pace must have missed in their current silence before they may
+        be placed in a segment that stands for lapsed customers (`stream.core.space.may_lapse`,
+        which the caller applies: `stream.core.segmentation.Segmenter`).
     """
 
-    def __init__(self, margin: float = 0.15, min_dwell_days: float = 2.0) -> None:
+    def __init__(
+        self, margin: float = 0.15, min_dwell_days: float = 2.0, lapse_grace: float = ALIVE_GRACE
+    ) -> None:
         self.margin = margin
         self.min_dwell_days = min_dwell_days
+        self.lapse_grace = lapse_grace
         self._dwell_ms = int(min_dwell_days * DAY_MS)
         self._compiled: Compiled | None = None
 

@@ -158,7 +158,7 @@ class Segmenter:
             confirm = (old, distances(old.centroids, self.previous.standardise(space)))
         decisions = self.scorer.decide_many(
             model, z, current, [at for _, _, at in batch], reason, drifted, d, confirm,
-            may_lapse(raw, missed),
+            may_lapse(raw, missed, self.scorer.lapse_grace),
         )  # fmt: skip
         changes: list[SegmentChange] = []
         for row, ((cid, state, at), new) in enumerate(zip(batch, decisions, strict=True)):

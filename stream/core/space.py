@@ -210,22 +210,29 @@ def lapsed_segments(
     return out
 
 
-def may_lapse(x: Array, missed: Array | None = None) -> NDArray[np.bool_]:
-    """Per row of catalogue vectors: whether the customer's silence lets them be called lapsed
-    (`LAPSE_SILENCE_DAYS`). A coupon buyer between orders sits near the lapsed customers in the
-    clustering space, and without this rule went into the lapsed segment and back. ``missed``:
-    the rows' `missed_touches`, if the caller has them.
+def may_lapse(
+    x: Array, missed: Array | None = None, grace: float = ALIVE_GRACE
+) -> NDArray[np.bool_]:
+    """Per row of catalogue vectors: whether the customer's silence lets them be called lapsed:
+    ``grace`` missed touches or `LAPSE_SILENCE_DAYS`. A coupon buyer between orders sits near
+    the lapsed customers in the clustering space, and without this rule went into the lapsed
+    segment and back. ``missed``: the rows' `missed_touches`, if the caller has them.
+    ``grace`` is the scorer's (`stream.core.scoring.Scorer`, ``MICROSEG_LAPSE_GRACE``): more
+    calls fewer customers lapsed by mistake and the others later; the clustering space keeps
+    `ALIVE_GRACE`.
 
-    >>> v = np.zeros((2, len(NAMES)))
+    >>> v = np.zeros((3, len(NAMES)))
     >>> v[:, _I["sessions_30d"]], v[:, _I["tenure_days"]] = 6.0, 365  # 6 sessions in 30 days
-    >>> v[:, _RECENCY] = 10, 25
+    >>> v[:, _RECENCY] = 10, 25, 13  # silent for so long: 2.8, 11.5 and 4.0 touches missed
     >>> may_lapse(v).tolist()
-    [False, True]
+    [False, True, True]
+    >>> may_lapse(v, grace=8.0).tolist()  # a more patient scorer
+    [False, True, False]
     """
     recency = x[:, _RECENCY]
     if missed is None:
         missed = missed_touches(x)
-    out: NDArray[np.bool_] = (missed >= ALIVE_GRACE) | (recency >= LAPSE_SILENCE_DAYS)
+    out: NDArray[np.bool_] = (missed >= grace) | (recency >= LAPSE_SILENCE_DAYS)
     return out
 
 

@@ -48,6 +48,7 @@ def test_broker_forms(value: str, hosts: list[str], monkeypatch: pytest.MonkeyPa
         ("MICROSEG_BROKER", "http://a:1", "MICROSEG_BROKER"),
         ("MICROSEG_BROKER", "a:99999", "port in 1-65535"),
         ("MICROSEG_PARTITIONS", "0", "MICROSEG_PARTITIONS"),
+        ("MICROSEG_LAPSE_GRACE", "0.5", "MICROSEG_LAPSE_GRACE"),
         ("MICROSEG_PARTITIONS", "many", "MICROSEG_PARTITIONS"),
         ("MICROSEG_WEB_BIND", "everywhere", "MICROSEG_WEB_BIND"),
         ("MICROSEG_WEB_PORT", "70000", "MICROSEG_WEB_PORT"),

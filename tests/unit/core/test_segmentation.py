@@ -320,3 +320,49 @@ def test_customers_first_placed_by_a_model_are_placed_as_they_are_at_its_time() 
     assigned = CustomerState(last_ts=5, first_ts=0, t0=0, segment_id=1, micro_id=1)
     rows = seg.reassess([("q", quiet), ("a", assigned)], t=10 * DAY_MS)
     assert rows == [("q", quiet, 10 * DAY_MS)]  # at the model's time, not their last event
+
+
+def test_the_lapse_grace_sets_how_long_a_silence_must_be_before_a_lapse() -> None:
+    """A customer with a session every other day for a month, then silent, scored daily against
+    an active and a lapsed segment (their own vectors half a day and 60 days after the last
+    session): the geometry calls them lapsed after 13 days, the default grace (4 missed
+    touches) lets them go then, a grace of 8 only once 8 touches are missed."""
+    import json
+
+    from stream.core.events import parse_event
+    from stream.core.features import apply
+    from stream.core.outputs import rfc3339_ms
+    from stream.core.space import missed_touches, transform_many
+
+    start = 1_736_121_600_000
+    s = CustomerState()
+    for i, day in enumerate(range(0, 30, 2)):
+        apply(s, parse_event(json.dumps({
+            "event_id": f"e{i}", "customer_id": "c", "type": "session_start", "channel": "web",
+            "session_id": f"s{i}", "ts": rfc3339_ms(start + day * DAY_MS + 10 * 3_600_000)})))  # fmt: skip
+    last = s.last_ts
+
+    def raw(days: float) -> np.ndarray:
+        return np.asarray([vector(s, last + int(days * DAY_MS))])
+
+    active, gone = (transform_many(raw(d))[0].tolist() for d in (0.5, 60))
+    m = SegmentModel(1, 0, [0.0] * D, [1.0] * D,
+                     [Segment(1, "Active", active, [MicroSegment(1, active)]),
+                      Segment(2, "Gone", gone, [MicroSegment(2, gone)])], 3, 3)  # fmt: skip
+
+    def lapsed_on(grace: float) -> int:
+        seg = Segmenter(Scorer(margin=0.1, min_dwell_days=0, lapse_grace=grace), 0.0)
+        seg.set_model(m)
+        state = CustomerState(**{f: getattr(s, f) for f in s.__slots__})  # a copy
+        seg.score([("c", state, last)])
+        assert state.segment_id == 1
+        for day in range(1, 40):
+            if seg.score([("c", state, last + day * DAY_MS)]):
+                assert state.segment_id == 2
+                return day
+        raise AssertionError("never lapsed")
+
+    default, patient = lapsed_on(4.0), lapsed_on(8.0)
+    assert default == 13 and missed_touches(raw(default))[0] >= 4
+    assert patient > default
+    assert missed_touches(raw(patient - 1))[0] < 8 <= missed_touches(raw(patient))[0]
