@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from stream.adapters.embedded import broker_for, free_port
@@ -44,6 +44,38 @@ from stream.demo.feed import TopicFeed
 from stream.demo.state import DemoState
 from stream.demo.view import live_view, render_summary, status_line, summary, urls
 from stream.errors import MicrosegError
+
+DEMO_PACE_MAX_WAIT_S = "5"
+"""The demo worker's `MICROSEG_PACE_MAX_WAIT_S` unless set (the service's default is 30). The
+bundled history is two years of sparse events, compressed into ~40 s: a partition often has
+nothing in the days the trainer waits for it to pass, and at the default the demo froze for
+30 s twice a run (the trainer had learnt everything the worker's records let it learn; the
+worker waited for it anyway, see `stream.adapters.pace`)."""
+
+
+def worker_environ(
+    environ: Mapping[str, str], bootstrap: list[str], port: int, data_dir: Path, embedded: bool
+) -> dict[str, str]:
+    """The demo worker's environment: ours, with its broker, web port and data directory (unless
+    ``MICROSEG_DATA_DIR`` is set), and `DEMO_PACE_MAX_WAIT_S` unless the pace is set.
+
+    >>> env = worker_environ({"MICROSEG_SEED": "7"}, ["h:1"], 6066, Path("/d"), embedded=True)
+    >>> env["MICROSEG_BROKER"], env["MICROSEG_BROKER_KIND"], env["MICROSEG_PACE_MAX_WAIT_S"]
+    ('h:1', 'tansu', '5')
+    >>> worker_environ({"MICROSEG_PACE_MAX_WAIT_S": "30"}, ["h:1"], 1, Path("/d"), False)[
+    ...     "MICROSEG_PACE_MAX_WAIT_S"]
+    '30'
+    """
+    env = {
+        **environ,
+        "MICROSEG_BROKER": ",".join(bootstrap),
+        "MICROSEG_WEB_PORT": str(port),
+        "MICROSEG_DATA_DIR": environ.get("MICROSEG_DATA_DIR", str(data_dir)),
+    }
+    if embedded:
+        env["MICROSEG_BROKER_KIND"] = "tansu"
+    env.setdefault("MICROSEG_PACE_MAX_WAIT_S", DEMO_PACE_MAX_WAIT_S)
+    return env
 
 
 def _port_free(port: int) -> bool:
@@ -141,14 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"broker: kafka://{bootstrap[0]}{kind}", flush=True)
         ensure_topics(settings, bootstrap)
         port = settings.web_port if _port_free(settings.web_port) else free_port()
-        env = {
-            **os.environ,
-            "MICROSEG_BROKER": ",".join(bootstrap),
-            "MICROSEG_WEB_PORT": str(port),
-            "MICROSEG_DATA_DIR": os.environ.get("MICROSEG_DATA_DIR", str(Path(tmp) / "data")),
-        }
-        if embedded:
-            env["MICROSEG_BROKER_KIND"] = "tansu"
+        env = worker_environ(os.environ, bootstrap, port, Path(tmp) / "data", embedded)
         state.base_url = f"http://127.0.0.1:{port}"
         with _worker(env, Path(tmp) / "worker.log") as proc:
             _wait_ready(state.base_url, proc)
