@@ -24,8 +24,9 @@ simulator's truth file, and reports:
   its own rate) and by kind (``by_kind``, each with its rate): ``into_lapsed`` and
   ``out_of_lapsed`` (the segment where the lapsed customers end up: false lapses and their
   returns), ``to_home`` (into the segment where the customer's persona ends up: a placement
-  corrected as evidence came in), ``from_home`` (out of it) and ``elsewhere``. ``warmup_days`` sets the warm-up: decayed features take about two horizons
-  (60 days) to fill, and the rate is lower once they have.
+  corrected as evidence came in), ``from_home`` (out of it) and ``elsewhere``.
+  ``warmup_days`` sets the warm-up: decayed features take about two horizons (60 days) to
+  fill, and the rate is lower once they have.
 
 >>> adjusted_rand([0, 0, 1, 1], ["a", "a", "b", "b"]), adjusted_rand([0, 1, 0, 1], [0, 0, 1, 1])
 (1.0, -0.5)

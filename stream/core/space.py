@@ -217,9 +217,9 @@ def may_lapse(
     ``grace`` missed touches or `LAPSE_SILENCE_DAYS`. A coupon buyer between orders sits near
     the lapsed customers in the clustering space, and without this rule went into the lapsed
     segment and back. ``missed``: the rows' `missed_touches`, if the caller has them.
-    ``grace`` is the scorer's (`stream.core.scoring.Scorer`, ``MICROSEG_LAPSE_GRACE``): more
-    calls fewer customers lapsed by mistake and the others later; the clustering space keeps
-    `ALIVE_GRACE`.
+    ``grace`` is the scorer's (`stream.core.scoring.Scorer`, ``MICROSEG_LAPSE_GRACE``): a
+    larger one calls fewer customers lapsed by mistake, and real lapses later; the clustering
+    space keeps `ALIVE_GRACE`.
 
     >>> v = np.zeros((3, len(NAMES)))
     >>> v[:, _I["sessions_30d"]], v[:, _I["tenure_days"]] = 6.0, 365  # 6 sessions in 30 days
