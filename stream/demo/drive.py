@@ -22,6 +22,7 @@ class _Sent(Progress):
 
     def __init__(self, state: DemoState, base: int) -> None:
         super().__init__(None, enabled=False)
+        self.enabled = True  # `produce_items` reports each line only to an enabled one
         self.state = state
         self.base = base
 

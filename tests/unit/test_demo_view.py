@@ -277,3 +277,26 @@ def test_monitor_settles_once_everything_sent_is_consumed_and_nothing_lags() -> 
     assert not monitor.settled(quiet_s=3600.0)  # quiet for an hour: not yet
     s.lines_sent = 95  # one more line sent than consumed
     assert not monitor.settled(quiet_s=0.0)
+
+
+def test_the_status_line_counts_lines_as_they_are_sent() -> None:
+    """The replay thread counts every line into the demo state as it goes: the status line used
+    to show ``sent 0/91,856`` for the whole backfill, then each part's total at its end."""
+    from stream.config import Settings
+    from stream.demo.drive import _Sent
+    from stream.replay_sink import produce_lines
+
+    state = DemoState(lines_total=13, lines_sent=10)  # 10 sent by an earlier part
+    seen: list[int] = []
+
+    class Producer:
+        def send(self, topic: str, **kwargs: object) -> None:
+            seen.append(state.lines_sent)
+
+        def flush(self) -> None:
+            pass
+
+    lines = [b'{"event_id":"e%d","customer_id":"c","type":"page_view",'
+             b'"ts":"2024-01-01T00:00:00Z"}' % i for i in range(3)]  # fmt: skip
+    produce_lines(lines, Producer(), Settings(), None, _Sent(state, 10))
+    assert seen == [10, 11, 12] and state.lines_sent == 13
