@@ -120,7 +120,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from stream.evaluate import run_evaluate
 
-    result = run_evaluate(args.files, args.truth, args.out, args.segments, args.warmup_days)
+    result = run_evaluate(
+        args.files, args.truth, args.out, args.segments, args.warmup_days, args.oracle_switches
+    )
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
@@ -287,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="number of segments (default MICROSEG_SEGMENTS)")  # fmt: skip
     ev.add_argument("--warmup-days", type=float, default=30.0,
                     help="spurious changes are counted after this many days (default 30)")  # fmt: skip
+    ev.add_argument("--oracle-switches", action="store_true",
+                    help="score each migrant to an active persona as if their history began at "
+                    "their switch (from the truth file): the best any change detector could "
+                    "do")  # fmt: skip
     ev.set_defaults(func=_evaluate)
     return p
 

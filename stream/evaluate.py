@@ -16,6 +16,7 @@ from stream.config import Settings
 from stream.core.drift_eval import drift_report
 from stream.core.evaluation import evaluate
 from stream.core.features import NAMES
+from stream.core.oracle import active_switches
 from stream.errors import ReplayError
 from stream.replay import run_offline
 
@@ -26,16 +27,20 @@ def run_evaluate(
     out: Path,
     segments: int | None = None,
     warmup_days: float = 30.0,
+    oracle: bool = False,
 ) -> dict[str, Any]:
     """Replay ``events`` offline into ``out``, evaluate against ``truth`` (spurious changes
-    counted after ``warmup_days``); return the report."""
+    counted after ``warmup_days``); return the report. ``oracle``: the scorer sees each migrant
+    to an active persona as if their history began at their switch (`stream.core.oracle`), so
+    the migration figures are the ceiling of any change detector."""
     if not warmup_days >= 0:
         raise ReplayError(f"the warm-up must be 0 days or more, not {warmup_days}")
     if not truth.is_file():
         raise ReplayError(f"no such truth file: {truth}")
     answer = json.loads(truth.read_text())
     settings = Settings.load(**({"segments": segments} if segments else {}))
-    report = run_offline(events, out, settings)
+    switches = active_switches(answer) if oracle else None
+    report = run_offline(events, out, settings, switches=switches)
     changes = [json.loads(line) for line in (out / "segment-changes.jsonl").open("rb")]
     features = {}
     for line in (out / "features.jsonl").open("rb"):

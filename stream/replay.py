@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import count, repeat
 from pathlib import Path
@@ -122,6 +122,7 @@ def run_offline(
     lines: Iterable[tuple[str, int, bytes]] | None = None,
     inputs: list[str] | None = None,
     filters: dict[str, Any] | None = None,
+    switches: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Replay files through the core in-process (no broker); write outputs to ``out``.
 
@@ -129,6 +130,8 @@ def run_offline(
     ``segments=False`` only features are computed (no trainer, no scorer). ``lines``
     (``(origin, position, bytes)``, e.g. filtered or from a topic) replaces reading ``paths``;
     ``inputs`` then names them in the report, and ``filters`` records the filter that made them.
+    ``switches`` (customer id → switch time, from a simulation's truth) lets the scorer see those
+    customers as if their history began at their switch (`stream.core.oracle`: evaluation only).
     """
     from stream.core.engine import Engine, Stage, render_outputs
     from stream.core.ingest import Ingest
@@ -151,6 +154,13 @@ def run_offline(
         **(segmentation_config(settings) if segments else {"segments": None}),
     }
     stages: list[Stage] = [make_segmentation_stage(settings)] if segments else []
+    if switches is not None and stages:
+        from stream.core.oracle import SwitchOracle
+
+        oracle = SwitchOracle(switches)
+        stages[0].segmenter.view = oracle.vector  # type: ignore[attr-defined]
+        stages.insert(0, oracle)
+        config["oracle_switches"] = len(switches)
     # The engine holds every event until the run and every customer until the end; none of them
     # is in a reference cycle, so the cyclic collector would only re-scan an ever-growing heap
     # (≈ 40 % of the time). Pause it until they are all gone.

@@ -26,7 +26,7 @@ flag. `lifecycle_events` turns a model update into ``segment-events`` records.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, get_args
 
 import numpy as np
@@ -77,6 +77,10 @@ class Segmenter:
         The customer-level drift detector (None: off). It follows each assigned customer's
         distance to their segment; a customer who drifts is re-evaluated at once (see
         `Scorer.decide_many`) and counted in ``customer_drifts``.
+    view
+        How the scorer sees a customer, ``(customer_id, state, at) → catalogue vector``. None:
+        `stream.core.features.vector` of their state; an evaluation against a change-point
+        oracle passes `stream.core.oracle.SwitchOracle.vector`.
     """
 
     def __init__(
@@ -85,11 +89,13 @@ class Segmenter:
         holdout_share: float = 0.05,
         explain_features: int = 3,
         customer_drift: CustomerDrift | None = None,
+        view: Callable[[str, CustomerState, int], list[float]] | None = None,
     ) -> None:
         self.scorer = scorer or Scorer()
         self.holdout_share = holdout_share
         self.explain_features = explain_features
         self.customer_drift = customer_drift
+        self.view = view
         self.customer_drifts = 0
         self.model: SegmentModel | None = None
         self.previous: SegmentModel | None = None
@@ -141,7 +147,11 @@ class Segmenter:
         model = self.model
         if model is None or not batch:
             return []
-        raw = np.asarray([vector(state, at) for _, state, at in batch], dtype=np.float64)
+        if self.view is None:
+            rows = [vector(state, at) for _, state, at in batch]
+        else:
+            rows = [self.view(cid, state, at) for cid, state, at in batch]
+        raw = np.asarray(rows, dtype=np.float64)
         missed = missed_touches(raw)
         space = transform_many(raw, missed)
         z = model.standardise(space)

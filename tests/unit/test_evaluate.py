@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,7 @@ from stream.evaluate import run_evaluate
 from stream.simulate import run_simulate
 
 
-@pytest.fixture(autouse=True)
-def _small_population(monkeypatch: pytest.MonkeyPatch) -> None:
+def _settle(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("MICROSEG_"):
             monkeypatch.delenv(name)
@@ -26,15 +26,43 @@ def _small_population(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICROSEG_PUBLISH_EVERY", "300")
 
 
-def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> None:
-    events, truth = tmp_path / "sim.jsonl.gz", tmp_path / "truth.json"
+@pytest.fixture(autouse=True)
+def _small_population(monkeypatch: pytest.MonkeyPatch) -> None:
+    _settle(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small simulation (400 customers, 45 days) and its truth file."""
+    d = tmp_path_factory.mktemp("sim")
+    events, truth = d / "sim.jsonl.gz", d / "truth.json"
     run_simulate(events, truth, customers=400, days=45, seed=3)
-    first = run_evaluate([events], truth, tmp_path / "a", segments=8)
+    return events, truth
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    tmp_path_factory: pytest.TempPathFactory, simulated: tuple[Path, Path]
+) -> tuple[Path, dict[str, Any]]:
+    """The simulation evaluated with 8 segments: its output directory and report."""
+    events, truth = simulated
+    out = tmp_path_factory.mktemp("evaluated")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _settle(monkeypatch)
+        return out, run_evaluate([events], truth, out, segments=8)
+
+
+def test_evaluate_reports_every_figure_and_is_deterministic(
+    tmp_path: Path, simulated: tuple[Path, Path], evaluated: tuple[Path, dict[str, Any]]
+) -> None:
+    events, truth = simulated
+    out, first = evaluated
+    first = dict(first)
     second = run_evaluate([events], truth, tmp_path / "b", segments=8)
     first.pop("replay"), second.pop("replay")
     assert first == second
-    assert (tmp_path / "a" / "evaluation.json").is_file()
-    assert (tmp_path / "a" / "segment-changes.jsonl").read_bytes() == (
+    assert (out / "evaluation.json").is_file()
+    assert (out / "segment-changes.jsonl").read_bytes() == (
         tmp_path / "b" / "segment-changes.jsonl").read_bytes()  # fmt: skip
     # 8 segments configured, room to grow by 2 (the emerging persona is born on the way)
     assert first["customers"] == 400 and 2 <= first["segments"] <= 10
@@ -47,6 +75,41 @@ def test_evaluate_reports_every_figure_and_is_deterministic(tmp_path: Path) -> N
     assert first["settings"]["segments"] == 8
     answer = json.loads(truth.read_text())
     assert len(answer["customers"]) == 400
+
+
+def test_the_change_point_oracle_moves_only_the_migrants_and_sooner(
+    tmp_path: Path, simulated: tuple[Path, Path], evaluated: tuple[Path, dict[str, Any]]
+) -> None:
+    events, truth = simulated
+    plain_dir, plain = evaluated
+    argv = ["evaluate", str(events), "--truth", str(truth), "--out", str(tmp_path / "oracle"),
+            "--segments", "8", "--oracle-switches"]  # fmt: skip
+    assert main(argv) == 0
+    oracle = json.loads((tmp_path / "oracle" / "evaluation.json").read_text())
+    answer = json.loads(truth.read_text())
+    movers = {c["customer_id"] for c in answer["customers"]
+              if c["migration"] and c["migration"]["to"] != "lapsed"}  # fmt: skip
+    assert oracle["settings"]["oracle_switches"] == len(movers) > 0
+    assert "oracle_switches" not in plain["settings"]
+    # the trainer saw the same states: the same models; every other customer's changes are the
+    # same, so every figure that is not about migrants to an active persona is too
+    assert (tmp_path / "oracle" / "segment-model.jsonl").read_bytes() == (
+        plain_dir / "segment-model.jsonl").read_bytes()  # fmt: skip
+
+    def others(run: Path) -> list[str]:
+        lines = (run / "segment-changes.jsonl").read_text().splitlines()
+        return [line for line in lines if json.loads(line)["customer_id"] not in movers]
+
+    assert others(tmp_path / "oracle") == others(plain_dir) and others(plain_dir)
+    assert oracle["spurious"] == plain["spurious"] and oracle["lapses"] == plain["lapses"]
+    assert oracle["migrations"]["by_target"]["lapsed"] == plain["migrations"]["by_target"]["lapsed"]
+    # knowing the switch, the scorer follows the migrants to an active persona sooner
+    ceiling, real = (
+        oracle["migrations"]["by_target"]["active"],
+        plain["migrations"]["by_target"]["active"],
+    )
+    assert ceiling["recall_to_target"] >= real["recall_to_target"]
+    assert ceiling["median_delay_days"] < real["median_delay_days"]
 
 
 def test_a_negative_warm_up_is_refused_before_any_replay(
