@@ -46,8 +46,11 @@ check: install
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# Unit tests and doctests share nothing and run on two processes; the integration tests share
+# one broker and wait on wall time, so they run one at a time, after them.
 test: check promtool
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 tests/unit stream
+	$(BIN)/python -m pytest tests/integration
 
 unit: install promtool
 	$(BIN)/python -m pytest tests/unit stream/core
