@@ -51,5 +51,7 @@ def run_evaluate(
     result["drift"] = drift_report(lifecycle, changes, answer)
     result["replay"] = {"lines": report["counts"].get("lines", 0), "out": str(out)}
     result["settings"] = report["config"]
+    if oracle:  # said at the top: these migration figures are a ceiling, not the scorer's own
+        result["oracle"] = report["oracle"]
     (out / "evaluation.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

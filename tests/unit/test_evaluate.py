@@ -90,7 +90,8 @@ def test_the_change_point_oracle_moves_only_the_migrants_and_sooner(
     movers = {c["customer_id"] for c in answer["customers"]
               if c["migration"] and c["migration"]["to"] != "lapsed"}  # fmt: skip
     assert oracle["settings"]["oracle_switches"] == len(movers) > 0
-    assert "oracle_switches" not in plain["settings"]
+    assert oracle["oracle"] == {"switches": len(movers), "seen": len(movers)}
+    assert "oracle_switches" not in plain["settings"] and "oracle" not in plain
     # the trainer saw the same states: the same models; every other customer's changes are the
     # same, so every figure that is not about migrants to an active persona is too
     assert (tmp_path / "oracle" / "segment-model.jsonl").read_bytes() == (
