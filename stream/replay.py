@@ -153,14 +153,17 @@ def run_offline(
         "future_tolerance_s": settings.future_tolerance_s,
         **(segmentation_config(settings) if segments else {"segments": None}),
     }
-    stages: list[Stage] = [make_segmentation_stage(settings)] if segments else []
-    if switches is not None and stages:
-        from stream.core.oracle import SwitchOracle
+    stages: list[Stage] = []
+    if segments:
+        segmentation = make_segmentation_stage(settings)
+        stages.append(segmentation)
+        if switches is not None:
+            from stream.core.oracle import SwitchOracle
 
-        oracle = SwitchOracle(switches)
-        stages[0].segmenter.view = oracle.vector  # type: ignore[attr-defined]
-        stages.insert(0, oracle)
-        config["oracle_switches"] = len(switches)
+            oracle = SwitchOracle(switches)
+            segmentation.segmenter.view = oracle.vector
+            stages.insert(0, oracle)
+            config["oracle_switches"] = len(switches)
     # The engine holds every event until the run and every customer until the end; none of them
     # is in a reference cycle, so the cyclic collector would only re-scan an ever-growing heap
     # (≈ 40 % of the time). Pause it until they are all gone.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from stream.core.events import parse_event
 from stream.core.features import DAY_MS, NAMES, apply, vector
 from stream.core.oracle import SwitchOracle, active_switches
+from stream.core.outputs import rfc3339_ms
 from stream.core.state import CustomerState
 
 T0 = 1_704_103_200_000  # 2024-01-01T10:00:00Z
@@ -13,16 +16,9 @@ T0 = 1_704_103_200_000  # 2024-01-01T10:00:00Z
 def _event(i: int, day: float, kind: str, channel: str = "web") -> tuple[int, object]:
     t = T0 + int(day * DAY_MS)
     fields = {"session_id": f"s{i}"} if kind != "purchase" else {"order_id": f"o{i}", "amount": 30}
-    body = ",".join(f'"{k}":{v!r}'.replace("'", '"') for k, v in fields.items())
-    line = (f'{{"event_id":"e{i}","customer_id":"c","type":"{kind}","ts":"{_iso(t)}",'
-            f'"channel":"{channel}",{body}}}')  # fmt: skip
+    line = json.dumps({"event_id": f"e{i}", "customer_id": "c", "type": kind,
+                       "ts": rfc3339_ms(t), "channel": channel, **fields})  # fmt: skip
     return t, parse_event(line)
-
-
-def _iso(t: int) -> str:
-    from stream.core.outputs import rfc3339_ms
-
-    return rfc3339_ms(t)
 
 
 def _replay(days: list[tuple[float, str, str]], switch_day: float) -> tuple[
