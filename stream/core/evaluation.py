@@ -24,7 +24,12 @@ simulator's truth file, and reports:
   its own rate) and by kind (``by_kind``, each with its rate): ``into_lapsed`` and
   ``out_of_lapsed`` (the segment where the lapsed customers end up: false lapses and their
   returns), ``to_home`` (into the segment where the customer's persona ends up: a placement
-  corrected as evidence came in), ``from_home`` (out of it) and ``elsewhere``.
+  corrected as evidence came in), ``from_home`` (out of it) and ``elsewhere``. Not counted:
+  the *adaptation* (``adaptation``, counted apart), a customer of the persona that emerges
+  mid-stream (the truth's ``emerging``) moving for the first time into the segment where that
+  persona ends up, when that segment held nobody yet when the customer was first placed: the
+  model gaining a segment for a new kind of customer is the change, and their move into it is
+  what it is for (issue 5), as a migrant's move is not spurious either.
   ``warmup_days`` sets the warm-up: decayed features take about two horizons (60 days) to
   fill, and the rate is lower once they have.
 
@@ -170,6 +175,12 @@ def evaluate(
               if p.get("active_until_ms") and p["active_until_ms"] <= end_ms - observe
               and c in history]  # fmt: skip
     warm = start_ms + int(warmup_days * DAY_MS)
+    emerging = (truth.get("emerging") or {}).get("persona")
+    opened: dict[int, int] = {}  # segment → when it first held anyone
+    for h in history.values():
+        for t, seg in h:
+            opened[seg] = min(t, opened.get(seg, t))
+    adapted = 0  # emerging persona's customers joining the segment opened for them
     spurious: Counter[str] = Counter()  # by reason
     kinds: Counter[str] = Counter({k: 0 for k in SPURIOUS_KINDS})
     by_persona: dict[str, list[float]] = {}  # persona → [changes, exposure days]
@@ -181,7 +192,15 @@ def evaluate(
         tally = by_persona.setdefault(persona, [0.0, 0.0])
         tally[1] += (end_ms - since) / DAY_MS
         h = history[cid]
+        own = home.get(persona) if persona == emerging else None
+        if own is not None and opened[own] <= h[0][0]:
+            own = None  # their segment was open when they were placed: no adaptation to join
         for (t, seg), (_, prev), why in zip(h[1:], h, reasons[cid][1:], strict=False):
+            if seg == own:
+                own = None  # the first move into it is the adaptation; any later one counts
+                if t >= since and prev:
+                    adapted += 1
+                    continue
             if t >= since and seg != prev and prev:
                 spurious[why] += 1
                 kinds[_kind(prev, seg, home.get(LAPSED), home.get(persona))] += 1
@@ -213,6 +232,7 @@ def evaluate(
             },
             "per_customer_per_30_days": rate(n_spurious),
             "warmup_days": warmup_days,
+            "adaptation": {"persona": emerging, "changes": adapted},
             "by_persona": {
                 p: {"changes": int(n), "per_customer_per_30_days": round(n / days * 30, 4)}
                 for p, (n, days) in sorted(by_persona.items())

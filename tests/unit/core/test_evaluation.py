@@ -164,3 +164,33 @@ def test_false_lapses_and_their_returns_are_counted_apart() -> None:
     assert {k: v["changes"] for k, v in kinds.items()} == {
         "into_lapsed": 2, "out_of_lapsed": 1, "to_home": 0, "from_home": 0, "elsewhere": 0,
     }  # fmt: skip
+
+
+def test_an_emerging_customer_joining_the_segment_opened_for_them_is_the_adaptation() -> None:
+    newcomer = {**_person("e1", "new"), "joined_ms": START + 20 * DAY_MS}
+    truth = {
+        "parameters": {"start": rfc3339_ms(START), "end": rfc3339_ms(START + 90 * DAY_MS)},
+        "emerging": {"persona": "new"},
+        "customers": [_person("s1", "p"), newcomer, {**newcomer, "customer_id": "e2"},
+                      {**newcomer, "customer_id": "e3"}, _person("s2", "p")],
+    }  # fmt: skip
+    changes = [
+        _change("s1", 1, 1, 1, 1, "new_customer"),
+        _change("s2", 1, 1, 1, 1, "new_customer"),
+        _change("s2", 2, 60, 5, 5, "behaviour"),  # not the emerging persona: counted
+        _change("e1", 1, 20, 1, 1, "new_customer"),  # placed before segment 5 held anyone
+        _change("e1", 2, 40, 5, 5, "model_update"),  # joins it: the adaptation
+        _change("e1", 3, 50, 1, 1, "behaviour"),  # leaves it: counted ...
+        _change("e1", 4, 55, 5, 5, "behaviour"),  # ... and so is the way back
+        _change("e2", 1, 20, 1, 1, "new_customer"),
+        _change("e2", 2, 45, 5, 5, "behaviour"),  # the adaptation
+        _change("e3", 1, 45, 5, 5, "new_customer"),  # placed there at once: nothing to count
+    ]
+    features = {c["customer_id"]: [1.0] * len(NAMES) for c in truth["customers"]}
+    spurious = evaluate(changes, features, truth, n_segments=2)["spurious"]
+    assert spurious["adaptation"] == {"persona": "new", "changes": 2}
+    assert spurious["changes"] == 3 and spurious["by_reason"] == {"behaviour": 3}
+    assert spurious["by_persona"]["new"]["changes"] == 2
+    # without an emerging persona in the truth, every one of those moves counts
+    plain = evaluate(changes, features, {**truth, "emerging": None}, n_segments=2)["spurious"]
+    assert plain["adaptation"] == {"persona": None, "changes": 0} and plain["changes"] == 5
