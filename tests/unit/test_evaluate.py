@@ -113,6 +113,26 @@ def test_the_change_point_oracle_moves_only_the_migrants_and_sooner(
     assert ceiling["median_delay_days"] < real["median_delay_days"]
 
 
+def test_the_steady_operating_point_changes_only_the_scorer_and_emits_fewer_changes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    simulated: tuple[Path, Path],
+    evaluated: tuple[Path, dict[str, Any]],
+) -> None:
+    events, truth = simulated
+    plain_dir, plain = evaluated
+    monkeypatch.setenv("MICROSEG_MARGIN", "0.25")
+    monkeypatch.setenv("MICROSEG_LAPSE_GRACE", "12")
+    steady = run_evaluate([events], truth, tmp_path / "steady", segments=8)
+    assert steady["settings"]["margin"] == 0.25 and steady["settings"]["lapse_grace"] == 12
+    # the damping is the scorer's alone: the trainer and its detectors saw the same samples
+    assert (tmp_path / "steady" / "segment-model.jsonl").read_bytes() == (
+        plain_dir / "segment-model.jsonl").read_bytes()  # fmt: skip
+    assert steady["spurious"]["changes"] < plain["spurious"]["changes"]
+    assert steady["lapses"]["median_delay_days"] > plain["lapses"]["median_delay_days"]
+    assert steady["changes"] < plain["changes"]
+
+
 def test_a_negative_warm_up_is_refused_before_any_replay(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
