@@ -131,6 +131,7 @@ def match_segments(
     max_distance: float,
     transfer: Array | None = None,
     share: float = 0.3,
+    follow: bool = False,
 ) -> Matching:
     """Give each new centroid an id, keeping the old ids of matched segments.
 
@@ -149,6 +150,10 @@ def match_segments(
         themselves, weight 1 each.
     share
         The share of an old segment's mass that makes a split or a merge.
+    follow
+        Also keep an unmatched old segment's id on the unmatched new one that holds more than
+        half of its mass, even if most of the new one's mass came from elsewhere (the trainer's
+        segments; micro-segments keep the stricter rule).
     """
     n_old, n_new = len(old_ids), len(new)
     ids: list[int | None] = [None] * n_new
@@ -170,6 +175,13 @@ def match_segments(
             if ids[j] is None and mass > 0.5 * row_mass[i] and mass > 0.5 * col_mass[j]:
                 ids[j] = old_ids[i]
                 result.kept[old_ids[i]] = old_ids[i]
+    for i in free_old if follow else ():  # most of an old one's mass went to one new one
+        if old_ids[i] in result.kept or row_mass[i] <= 0:
+            continue
+        j = int(transfer[i].argmax())
+        if ids[j] is None and float(transfer[i, j]) > 0.5 * row_mass[i]:
+            ids[j] = old_ids[i]
+            result.kept[old_ids[i]] = old_ids[i]
     matched_old = {old_ids.index(k) for k in result.kept}
     for j in range(n_new):
         if ids[j] is not None:

@@ -468,6 +468,7 @@ class Trainer:
                 prev.next_segment_id,
                 self.match_distance,
                 tm,
+                follow=True,
             )
             ids, next_id = matching.ids, matching.next_id
         next_micro = prev.next_micro_id if prev else 1

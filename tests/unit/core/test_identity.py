@@ -84,3 +84,9 @@ def test_a_segment_that_moved_far_but_kept_its_members_keeps_its_id() -> None:
     t = transfer_matrix(points, np.ones(5), [0, 0, 1, 0, 0], 2, new)
     r = match_segments([1, 2], old, new, next_id=3, max_distance=2.0, transfer=t)
     assert r.ids == [1, 3] and r.splits == {1: [1, 3]} and r.retired == [2] and not r.born
+    # the trainer's segments follow the old one there instead: all of its mass went to the new
+    # centroid, so the new one is that segment grown (a newborn whose region the next version
+    # drew from its neighbour too), not a split with the newborn retired in the same version
+    r = match_segments([1, 2], old, new, next_id=3, max_distance=2.0, transfer=t, follow=True)
+    assert r.ids == [1, 2] and r.next_id == 3
+    assert not (r.born or r.retired or r.splits or r.merges)
