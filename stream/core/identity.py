@@ -9,7 +9,10 @@ new centroid:
 * an unmatched old and an unmatched new segment that hold most of each other's mass (more than
   half of the old one's went to the new one, and more than half of the new one's came from it)
   are the same segment, moved farther than ``max_distance``: it keeps its id (a newborn
-  segment's centroid moves fast while its members' features fill up);
+  segment's centroid moves fast while its members' features fill up); with ``follow`` (the
+  trainer's segments), so does an unmatched old segment more than half of whose mass went to one
+  unmatched new segment, wherever the rest of that one's mass came from (a newborn whose region
+  the next version also drew from a neighbour is that segment grown, not the neighbour's split);
 * an unmatched new segment that received at least ``share`` of a matched old segment's mass is a
   **split** of that segment (old → [old, new]);
 * an unmatched old segment that sent at least ``share`` of its mass to one matched new segment is
