@@ -110,7 +110,7 @@ FEATURES: tuple[Feature, ...] = (
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
 
-def _rebase(state: CustomerState, t: int) -> None:
+def rebase(state: CustomerState, t: int) -> None:
     """Make ``t`` the reference time ``t0`` of the sums, rescaling them.
 
     `apply_fact` calls this for a state's first event and when an event's growth factor
@@ -301,7 +301,7 @@ def apply_fact(state: CustomerState, t: int, effect: Effect, amount: float) -> N
     d = t - t0
     x7 = d / _TAU7
     if t0 == NO_TIME or x7 > _REBASE:
-        _rebase(state, t)
+        rebase(state, t)
         g7 = g30 = 1.0  # exp(0 / τ): t is the new t0
     else:
         g7, g30 = math.exp(x7), math.exp(d / _TAU30)

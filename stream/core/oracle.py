@@ -38,15 +38,12 @@ alone, and their first event after the switch is their first.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-from stream.core.features import PER_HORIZON, TAU_MS, vector
+from stream.core.features import rebase, vector
 from stream.core.personas import LAPSED
-from stream.core.state import N_SUMS, NO_TIME, CustomerState
-
-_TAU = [TAU_MS[0]] * PER_HORIZON + [TAU_MS[1]] * (N_SUMS - PER_HORIZON)
+from stream.core.state import NO_TIME, CustomerState
 
 
 def active_switches(truth: Mapping[str, Any]) -> dict[str, int]:
@@ -105,8 +102,9 @@ class SwitchOracle:
         before = self._at_switch.get(customer_id)
         if before is not None:
             t0, sums = before
-            for i, x in enumerate(sums):  # in the state's reference time (it may have moved)
-                post.sums[i] -= x * math.exp(-(state.t0 - t0) / _TAU[i])
+            then = CustomerState(sums=list(sums), t0=t0)
+            rebase(then, state.t0)  # in the state's reference time (it may have moved)
+            post.sums = [x - y for x, y in zip(post.sums, then.sums, strict=True)]
         return vector(post, at)
 
     def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:

@@ -42,7 +42,7 @@ def _close(a: list[float], b: list[float]) -> bool:
 
 def test_the_view_is_the_post_switch_history_even_after_the_sums_were_rebased() -> None:
     # 150 quiet days between the switch and the next event: the sums' reference time moves
-    # (`stream.core.features._rebase`), and the remembered sums must move with it
+    # (`stream.core.features.rebase`), and the remembered sums must move with it
     history = [(0.0, "session_start", "web"), (3.0, "purchase", "store"), (9.5, "search", "web"),
                (160.0, "session_start", "app"), (161.0, "purchase", "app"),
                (170.0, "page_view", "app")]  # fmt: skip
