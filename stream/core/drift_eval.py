@@ -9,7 +9,10 @@ simulator's truth file and reports:
 * **births**: each segment born after the emerging persona's start, with its birth time and,
   ``purity_days`` after the start (after its birth, if it was born later: ``checked_days``
   says when), its size and the share of its members who are of the emerging persona (members
-  reconstructed from the changes up to that time).
+  reconstructed from the changes up to that time). A segment that comes into being as the new
+  side of a split counts too (``"from"``: the segment it split from): the stable-identity
+  matching publishes a newborn as a split when most of its customers had been in one segment,
+  as an emerging persona's first members often were, and it is just as new.
 
 >>> truth = {"parameters": {"start": "2025-01-01T00:00:00.000Z", "emerge_day": 1},
 ...          "emerging": {"persona": "new"}, "customers": [
@@ -29,6 +32,11 @@ simulator's truth file and reports:
 >>> [(b["checked_days"], b["members_at_check"], b["emerging_share"])
 ...  for b in drift_report(ev, ch, truth)["births"]]
 [(7.0, 1, 1.0), (25.0, 1, 0.0)]
+>>> ev[1] = {"kind": "segment_split", "event_time": "2025-01-03T00:00:00.000Z",
+...          "mapping": {"3": [3, 7]}, "segment_ids": [3, 3, 7]}
+>>> [(b["segment_id"], b.get("from"), b["emerging_share"])
+...  for b in drift_report(ev, ch, truth)["births"]]
+[(7, 3, 1.0), (8, None, 0.0)]
 """
 
 from __future__ import annotations
@@ -86,20 +94,30 @@ def drift_report(
     births = []
     for e in events:
         born = parse_rfc3339_ms(e["event_time"])
-        if e["kind"] != "segment_born" or born < emerge:
+        if born < emerge:
+            continue
+        new: list[tuple[int, int | None]]
+        if e["kind"] == "segment_born":
+            new = [(e["segment_ids"][0], None)]
+        elif e["kind"] == "segment_split":
+            new = [(sid, int(old)) for old, ids in e["mapping"].items() for sid in ids
+                   if sid != int(old)]  # fmt: skip
+        else:
             continue
         # a segment born after the emergence's check gets its own week
         check = emerge + window if born <= emerge + window else born + window
-        sid = e["segment_ids"][0]
-        who = [c for c, s in _members_at(changes, check).items() if s == sid]
-        hits = sum(1 for c in who if persona.get(c) == truth["emerging"]["persona"])
-        births.append({
-            "segment_id": sid,
-            "born_days_after_start": round((born - emerge) / DAY_MS, 2),
-            "checked_days": round((check - emerge) / DAY_MS, 2),
-            "members_at_check": len(who),
-            "emerging_share": round(hits / len(who), 4) if who else None,
-        })  # fmt: skip
+        members = _members_at(changes, check)
+        for sid, parent in new:
+            who = [c for c, s in members.items() if s == sid]
+            hits = sum(1 for c in who if persona.get(c) == truth["emerging"]["persona"])
+            births.append({
+                "segment_id": sid,
+                **({} if parent is None else {"from": parent}),
+                "born_days_after_start": round((born - emerge) / DAY_MS, 2),
+                "checked_days": round((check - emerge) / DAY_MS, 2),
+                "members_at_check": len(who),
+                "emerging_share": round(hits / len(who), 4) if who else None,
+            })  # fmt: skip
     out["births"] = births
     out["purity_check_days"] = purity_days
     return out
