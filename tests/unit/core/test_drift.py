@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from river import drift as river_drift
 
-from stream.core.drift import FRESH, CustomerDrift, ModelFit, SegmentShare, page_hinkley_step
+from stream.core.drift import (
+    FRESH,
+    CustomerDrift,
+    Detection,
+    ModelFit,
+    SegmentShare,
+    page_hinkley_step,
+)
 from stream.core.features import DAY_MS, FEATURES, NAMES
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.outputs import SegmentEvent
@@ -407,6 +414,29 @@ def test_a_subject_is_reported_once_per_model_version() -> None:
     tr._adapting = False
     tr.publish(5000)  # a new version: the same subjects may be news again
     assert not tr._reported
+
+
+@pytest.mark.parametrize(("days_since_change", "cued"), [(2.0, False), (8.0, True)])
+def test_a_rising_share_cues_a_birth_only_once_the_segments_have_settled(
+    days_since_change: float, cued: bool
+) -> None:
+    """Right after a birth the newborn's share rises while it fills: that is no new kind of
+    customer inside it, and a birth cued by it split the newborn itself on one stream."""
+    rng = np.random.default_rng(11)
+    tr = Trainer(n_segments=2, micro_per_segment=1, publish_every=10_000, warmup=400, seed=3,
+                 drift_after_days=0)  # fmt: skip
+    for i in range(400):
+        tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
+    assert tr.model is not None
+    sid = tr.model.segments[0].id
+    t = int(days_since_change * DAY_MS)
+    tr._changed_at = 0  # the set of segments changed at time 0 (a birth)
+    rising = Detection("segment", "adwin", f"segment:{sid}:share", "share 0.020 -> 0.050",
+                       0.02, 0.05, t)  # fmt: skip
+    tr.segment_drift.update = lambda *a: [rising]  # type: ignore[method-assign]
+    tr.watch_one(_blob(rng, 0.5), t)
+    assert tr.take_detections() == [rising]  # reported either way
+    assert tr._may_grow is cued
 
 
 def test_a_trainer_taking_over_feeds_its_detectors_from_the_streams_start() -> None:
