@@ -10,7 +10,7 @@ worst served (D² sampling), refines all ``k + 1`` on the samples from each star
 lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
 weight and the weighted inertia falls by ``gain`` — or, with ``far``, the best fit whose newborn
 ends farther still from every segment passes looser bounds, if its region has grown since an
-earlier window (``grew_from``). `retire` drops segments holding less
+earlier window (``grew_from``), beyond sampling noise (``growth_z``). `retire` drops segments holding less
 than ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
 stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
 / merged against the previous version.

@@ -132,10 +132,11 @@ class Trainer:
         to it) held of the window the last publish not adapting to drift was fitted on
         (`stream.core.adapt.grow`'s ``grew_from``): a kind of customer that emerges grows, a
         tail does not. (The window of an adapted publish, the newest samples, already holds
-        the newcomers that set the detector off: measured against it, they had not grown.) Measured (trainer seed 42): the emerging personas held 2.7–4.3 times
-        their earlier share when born (60- and 120-day simulations); every candidate that
-        would have passed without this held 0.6–1.08 times its earlier share (the day-41 splits
-        above, and regions of churned customers after the churn waves).
+        the newcomers that set the detector off: measured against it, they had not grown.)
+        Measured (trainer seed 42): the emerging personas held 2.7–4.3 times their earlier
+        share when born (60- and 120-day simulations); every candidate that would have passed
+        without this held 0.6–1.08 times its earlier share (the day-41 splits above, and
+        regions of churned customers after the churn waves).
     far_growth_z
         …and the rise from that share must stand out from sampling noise by this many standard
         errors (two-proportion z): the region a fit picks is the densest it can find in the
@@ -224,8 +225,8 @@ class Trainer:
         self.settle_days = settle_days
         self.outlier_quantile = outlier_quantile
         self._last_window: Array = np.empty((0, len(FEATURES)))
-        """The samples the last publish was fitted on (transformed, unscaled): a far newborn
-        must have grown since (``far_growth``)."""
+        """The samples the last publish not adapting to drift was fitted on (transformed,
+        unscaled): a far newborn must have grown since (``far_growth``)."""
         self._changed_at: int | None = None
         """Event time of the last change to the set of segments (a snapshot, if resumed)."""
         self.model_fit = ModelFit()
