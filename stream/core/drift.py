@@ -9,7 +9,7 @@ input, so detections replay exactly:
   wave moving many customers away from their segments). Only a rise counts (the part of the
   window ADWIN keeps has a higher mean than the part it drops, by more than ``min_rise`` z,
   default 0): a better fit after a new model is not news. A second ADWIN watches the share of
-  samples farther from every centroid than the model's own 95th percentile of its fitted
+  samples farther from every centroid than the model's own 99th percentile of its fitted
   samples: a new kind of customer a few percent strong moves that share far more, relative to
   its noise, than it moves the mean distance.
   ADWIN: no false alarms at its default on stationary streams, ≈ 0.1–0.3 µs per value, and its
@@ -94,7 +94,7 @@ class ModelFit:
         A detection counts only if the mean rose by more than this (z units).
     subject, what
         How detections name the subject and the value (the trainer also watches the share of
-        samples farther from every centroid than the model's own 95th percentile:
+        samples farther from every centroid than the model's own 99th percentile:
         ``model:outliers``).
     """
 
