@@ -125,7 +125,7 @@ class Trainer:
         churn-emerging seed 9 and of the 120-day seed 8, where they passed). See ``far_growth``.
         A cued publish tries it too: after model-fit drift the fit sees only the newest 1,000
         samples, where a persona joining a few a day still holds 2 %; on the 120-day
-        simulation with seed 7, detected on day 78, it was born only on day 85 without this
+        simulation with seed 7, detected on day 79, it was born only on day 85 without this
         (day 80 with it, as when no detector saw it).
     far_growth
         A far newborn must also hold this many times the share its region (the samples nearest
