@@ -10,8 +10,8 @@ worst served (D² sampling), refines all ``k + 1`` on the samples from each star
 lowest inertia, and accepts it only if the new segment holds at least ``birth_share`` of the
 weight and the weighted inertia falls by ``gain`` — or, with ``far``, the best fit whose newborn
 ends farther still from every segment passes looser bounds, if its region has grown since an
-earlier window (``grew_from``), beyond sampling noise (``growth_z``). `retire` drops segments holding less
-than ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
+earlier window (``grew_from``), beyond sampling noise (``growth_z``). `retire` drops segments
+holding less than ``retire_share`` of the weight (never below ``min_k``). Both are deterministic; the
 stable-identity matching (`stream.core.identity`) then labels the result born / retired / split
 / merged against the previous version.
 
@@ -56,7 +56,7 @@ from stream.core.kmeans import inertia, nearest, refit_with, weighted_kmeans
 
 Array = NDArray[np.float64]
 
-__all__ = ["grow", "retire", "weighted_kmeans"]
+__all__ = ["grow", "newborn", "retire", "weighted_kmeans"]
 
 
 def grow(
@@ -124,6 +124,16 @@ def grow(
     return None
 
 
+def newborn(centroids: Array, previous: Array) -> int:
+    """The index of the newborn among ``centroids``: the one farthest from every ``previous``
+    centroid (a `grow` result holds the previous ones, refined, and one more).
+
+    >>> newborn(np.asarray([[0.0, 0.1], [5.0, 5.0], [9.0, 0.0]]), np.asarray([[0.0, 0.0], [9.0, 0.0]]))
+    1
+    """
+    return int(nearest(centroids, previous)[0].argmax())
+
+
 def _region(
     fit: tuple[float, Array, list[int]], weights: Array, centroids: Array
 ) -> tuple[int, float, float]:
@@ -132,7 +142,7 @@ def _region(
     centroid."""
     _, c, labels = fit
     gaps = nearest(c, centroids)[0]
-    born = int(gaps.argmax())
+    born = newborn(c, centroids)
     shares = np.bincount(labels, weights=weights, minlength=len(c)) / weights.sum()
     return born, float(shares[born]), float(gaps[born])
 

@@ -43,11 +43,11 @@ from numpy.typing import NDArray
 from river import cluster
 
 from stream.core.activity import ActivityDrift
-from stream.core.adapt import grow, retire
+from stream.core.adapt import grow, newborn, retire
 from stream.core.drift import Detection, ModelFit, SegmentShare
 from stream.core.features import DAY_MS, FEATURES, NAMES
 from stream.core.identity import match_segments, transfer_matrix
-from stream.core.kmeans import best_kmeans, improve, inertia, nearest, weighted_kmeans
+from stream.core.kmeans import best_kmeans, improve, inertia, weighted_kmeans
 from stream.core.model import Z_CLIP, MicroSegment, Segment, SegmentModel, transform
 from stream.core.naming import name_segments
 from stream.core.space import STD_FLOOR, lapsed_segments
@@ -613,7 +613,7 @@ def _lapsed_newborn(grown: Array, previous: Array, mean: Array, std: Array) -> b
     their silence grows (`stream.core.space.may_lapse`); a region of them is a churn, not a new
     kind of customer. With trainer seed 2 on churn-emerging seed 7, 24 days after the churn
     wave, such a region passed the far test and was born as "Lapsed mobile customers"."""
-    born = int(nearest(grown, previous)[0].argmax())
+    born = newborn(grown, previous)
     return bool(lapsed_segments(grown[born : born + 1], mean.tolist(), std.tolist(), NAMES)[0])
 
 
