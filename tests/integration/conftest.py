@@ -1,4 +1,5 @@
-"""Integration fixtures: one real embedded broker per session, fresh names per test."""
+"""Integration fixtures: one real embedded broker per session (per test process, under
+``pytest -n``), fresh names per test."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from tests.integration.harness import Names, WorkerProcess
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    """A Tansu broker for the whole session (state is in memory; tests use unique names)."""
+    """A Tansu broker for the whole session of this test process (state is in memory; tests use
+    unique names)."""
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log=log) as b:
         yield b
