@@ -46,10 +46,10 @@ from stream.core.activity import ActivityDrift
 from stream.core.adapt import grow, newborn, retire
 from stream.core.drift import Detection, ModelFit, SegmentShare
 from stream.core.features import DAY_MS, FEATURES, NAMES
-from stream.core.identity import match_segments, transfer_matrix
 from stream.core.kmeans import best_kmeans, improve, inertia, weighted_kmeans
-from stream.core.model import Z_CLIP, MicroSegment, Segment, SegmentModel, transform
-from stream.core.naming import name_segments
+from stream.core.model import SegmentModel, transform
+from stream.core.scaler import RunningScaler, rescaled, scaled
+from stream.core.snapshot import next_version
 from stream.core.space import STD_FLOOR, lapsed_segments
 
 Array = NDArray[np.float64]
@@ -81,9 +81,8 @@ class Trainer:
         CluStream's horizon in samples: older micro-clusters are dropped (not merged) to make
         room, so the model follows behaviour as it changes, at a bounded cost per sample.
     scaler_halflife
-        Half-life in samples of the exponentially weighted scaler (None: cumulative mean and
-        variance), so the scaling forgets the early, still-filling-up features; the first
-        ``1 / (1 − 2^(−1/halflife))`` samples are averaged equally.
+        Half-life in samples of the scaling River learns in (`stream.core.scaler.RunningScaler`;
+        None: cumulative mean and variance).
     restructure_gain
         A fresh k-means replaces the refined previous segments only if it lowers the weighted
         inertia by at least this share (segments change shape only when it pays).
@@ -248,7 +247,7 @@ class Trainer:
         self._samples: deque[Array] = deque(maxlen=max(reservoir, RECENT_SAMPLES))
         """The newest samples, training and monitoring ones (transformed, unscaled): the
         current population, which each publish scales by its own statistics and fits."""
-        self._alpha = 0.0 if scaler_halflife is None else 1.0 - 0.5 ** (1.0 / scaler_halflife)
+        self.scaler = RunningScaler(len(FEATURES), scaler_halflife)
         self.clusterer = cluster.CluStream(
             n_macro_clusters=n_segments,
             max_micro_clusters=max_micro_clusters,
@@ -256,10 +255,6 @@ class Trainer:
             time_gap=2**62,  # River's own macro k-means is never used: skip it
             seed=seed,
         )
-        self.n = 0
-        self._mean = np.zeros(len(FEATURES))
-        self._m2 = np.zeros(len(FEATURES))
-        self._var = np.zeros(len(FEATURES))
         self.model: SegmentModel | None = None
         self.history: list[dict[str, Any]] = []
         self._first_t: int | None = None  # the first sample's time: when the stream began
@@ -276,10 +271,12 @@ class Trainer:
             return
         self.model = model
         self._changed_at = model.trained_at  # when its segments were set up is not kept
-        self._mean = np.asarray(model.mean, dtype=np.float64)
-        self._var = np.asarray(model.std, dtype=np.float64) ** 2
-        self.n = max(self.n, self.warmup)
-        self._m2 = self._var * (self.n - 1)
+        self.scaler.resume(model, max(self.n, self.warmup))
+
+    @property
+    def n(self) -> int:
+        """Training samples learnt (or, after `resume`, at least ``warmup``)."""
+        return self.scaler.n
 
     def carry(self) -> dict[str, Any]:
         """What a trainer taking over needs besides the snapshot (`take_over`), as JSON-ready
@@ -321,16 +318,8 @@ class Trainer:
     def learn_one(self, raw: list[float], t: int) -> SegmentModel | None:
         """Learn one sampled raw feature vector at event time ``t``; return a new model when due."""
         x = np.asarray(transform(raw), dtype=np.float64)
-        self.n += 1
-        delta = x - self._mean
-        if self._alpha * self.n <= 1.0:  # equal weights until the decay takes over
-            self._mean += delta / self.n
-            self._m2 += delta * (x - self._mean)
-            self._var = self._m2 / max(self.n - 1, 1)
-        else:
-            self._mean += self._alpha * delta
-            self._var = (1.0 - self._alpha) * (self._var + self._alpha * delta * delta)
-        z = _scaled(x, self._mean, self._std())
+        self.scaler.learn_one(x)
+        z = scaled(x, self.scaler.mean, self.scaler.std())
         self.clusterer.learn_one(dict(zip(_KEYS, z.tolist(), strict=True)))  # type: ignore[no-untyped-call]
         self._samples.append(x)
         if self.drift and self.model is not None:
@@ -416,15 +405,6 @@ class Trainer:
         """Whether the drift detectors are fed at ``t`` (see `_watch`)."""
         return self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
 
-    def _std(self) -> Array:
-        return np.maximum(np.sqrt(np.maximum(self._var, 0.0)), STD_FLOOR)
-
-    @staticmethod
-    def _rescaled(z: Array, prev: SegmentModel, mean: Array, std: Array) -> Array:
-        """Points scaled by ``prev``'s statistics, in the scaling ``mean``, ``std``."""
-        out: Array = z * (np.asarray(prev.std) / std) + (np.asarray(prev.mean) - mean) / std
-        return out
-
     def publish(self, t: int) -> SegmentModel:
         """Derive segments from the newest samples and River's micro-clusters; publish the next
         version."""
@@ -435,13 +415,13 @@ class Trainer:
         x = np.asarray(window, dtype=np.float64)
         mean = x.mean(axis=0)
         std = np.maximum(x.std(axis=0), STD_FLOOR)
-        points = _scaled(x, mean, std)
+        points = scaled(x, mean, std)
         weights = np.ones(len(points))
         mcs = list(self.clusterer.micro_clusters.values())
         # River learns in the running scaling; its micro-clusters are moved into this one.
         summary = np.asarray([[mc.center[k] for k in _KEYS] for mc in mcs], dtype=np.float64)
         if len(summary):
-            summary = _scaled(summary * self._std() + self._mean, mean, std)
+            summary = scaled(summary * self.scaler.std() + self.scaler.mean, mean, std)
         summary_w = np.asarray([float(mc.weight) for mc in mcs], dtype=np.float64)
         prev = self.model
         k = len(prev.segments) if prev is not None else self.n_segments
@@ -455,7 +435,7 @@ class Trainer:
                 weights,
                 k,
                 self.seed,
-                init=self._rescaled(prev.centroids(), prev, mean, std),
+                init=rescaled(prev.centroids(), prev, mean, std),
             )
             grown = None
             # A birth is tried when drift cues one, and (``scout``) at every publish once the
@@ -473,7 +453,7 @@ class Trainer:
                              self.birth_gain, self.match_distance,
                              seeds=(summary, summary_w) if len(summary) else None,
                              apart=0.0 if cued else self.match_distance, far=far,
-                             grew_from=None if far is None else _scaled(self._last_window, mean, std),
+                             grew_from=None if far is None else scaled(self._last_window, mean, std),
                              growth=self.far_growth, growth_z=self.far_growth_z)  # fmt: skip
                 if grown is not None and _lapsed_newborn(grown[0], warm_c, mean, std):
                     grown = None
@@ -489,74 +469,9 @@ class Trainer:
         self._end_adaptation()
         if not adapting or not len(self._last_window):
             self._last_window = x  # the growth reference (``far_growth``)
-        if prev is None:
-            ids = list(range(1, len(centroids) + 1))
-            next_id = len(centroids) + 1
-            matching = None
-        else:
-            # The previous centroids, moved into the current scaling, so only behaviour counts.
-            old = self._rescaled(prev.centroids(), prev, mean, std)
-            old_points = self._rescaled(
-                np.asarray([m.centroid for s in prev.segments for m in s.micro]), prev, mean, std
-            )
-            old_w = np.asarray(
-                [s.weight / max(len(s.micro), 1) for s in prev.segments for m in s.micro]
-            )
-            old_labels = [i for i, s in enumerate(prev.segments) for _ in s.micro]
-            tm = transfer_matrix(old_points, old_w, old_labels, len(old), centroids)
-            matching = match_segments(
-                [s.id for s in prev.segments],
-                old,
-                centroids,
-                prev.next_segment_id,
-                self.match_distance,
-                tm,
-                follow=True,
-            )
-            ids, next_id = matching.ids, matching.next_id
-        next_micro = prev.next_micro_id if prev else 1
-        segments = []
-        for j, c in enumerate(centroids):
-            mask = np.asarray(labels) == j
-            if mask.any():
-                sub_c, _ = best_kmeans(
-                    points[mask], weights[mask], self.micro_per_segment, self.seed + j + 1, 3
-                )
-            else:  # a refined previous centroid that no micro-cluster is nearest to any more
-                sub_c = c[None, :]
-            old_seg = prev.segment(ids[j]) if prev else None
-            micro_ids, next_micro = _micro_ids(old_seg, sub_c, next_micro, self.match_distance)
-            segments.append(
-                Segment(
-                    ids[j],
-                    "",
-                    c.tolist(),
-                    [
-                        MicroSegment(mid, mc.tolist())
-                        for mid, mc in zip(micro_ids, sub_c, strict=True)
-                    ],
-                    weight=float(weights[mask].sum()),
-                )
-            )
-        for seg, d in zip(
-            segments, name_segments([seg.centroid for seg in segments], ids), strict=True
-        ):
-            seg.name, seg.traits, seg.value_tier, seg.action = (
-                d["name"],
-                d["traits"],
-                d["value_tier"],
-                d["action"],
-            )
-        model = SegmentModel(
-            version=(prev.version + 1) if prev else 1,
-            trained_at=t,
-            mean=mean.tolist(),
-            std=std.tolist(),
-            segments=segments,
-            next_segment_id=next_id,
-            next_micro_id=next_micro,
-            reshuffled=sorted(set(matching.merges) | set(matching.splits)) if matching else [],
-        )
+        model, matching = next_version(prev, centroids, labels, points, weights, mean, std, t,
+                                       seed=self.seed, micro_per_segment=self.micro_per_segment,
+                                       match_distance=self.match_distance)  # fmt: skip
         if prev is None or {s.id for s in prev.segments} != {s.id for s in model.segments}:
             self._changed_at = t
         self.model = model
@@ -600,12 +515,6 @@ class Trainer:
         self.clusterer.time_window = self.time_window
 
 
-def _scaled(x: Array, mean: Array, std: Array) -> Array:
-    """Rows of the clustering space scaled by ``mean`` and ``std``, clipped to ±`Z_CLIP`."""
-    out: Array = np.clip((x - mean) / std, -Z_CLIP, Z_CLIP)
-    return out
-
-
 def _lapsed_newborn(grown: Array, previous: Array, mean: Array, std: Array) -> bool:
     """Whether the newborn of ``grown`` (the centroid farthest from every ``previous`` one;
     both in the scaling ``mean``, ``std``) stands for customers gone quiet
@@ -615,14 +524,3 @@ def _lapsed_newborn(grown: Array, previous: Array, mean: Array, std: Array) -> b
     wave, such a region passed the far test and was born as "Lapsed mobile customers"."""
     born = newborn(grown, previous)
     return bool(lapsed_segments(grown[born : born + 1], mean.tolist(), std.tolist(), NAMES)[0])
-
-
-def _micro_ids(
-    old: Segment | None, centroids: Array, next_id: int, max_distance: float
-) -> tuple[list[int], int]:
-    if old is None or not old.micro:
-        ids = list(range(next_id, next_id + len(centroids)))
-        return ids, next_id + len(centroids)
-    prev = np.asarray([m.centroid for m in old.micro])
-    r = match_segments([m.id for m in old.micro], prev, centroids, next_id, max_distance)
-    return r.ids, r.next_id

@@ -361,13 +361,13 @@ def test_monitoring_samples_feed_the_detectors_without_being_learnt() -> None:
                  drift_after_days=0)  # fmt: skip
     for i in range(400):
         tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
-    n, mean = tr.n, tr._mean.copy()
+    n, mean = tr.n, tr.scaler.mean.copy()
     found = []
     for i in range(1200):  # only monitoring samples: as before, then from a new region too
         new = i >= 600 and i % 3 == 0
         tr.watch_one(_blob(rng, 20.0 if new else [0.5, 6.0][i % 2]), 400 + i)
         found += tr.take_detections()
-    assert tr.n == n and (tr._mean == mean).all()
+    assert tr.n == n and (tr.scaler.mean == mean).all()
     assert len(tr._samples) == 1600  # 400 learnt + 1200 watched, all in the window
     fit = [d for d in found if d.level == "model_fit"]
     assert fit and fit[0].t - 1000 <= 300 and "model:outliers" in {d.subject for d in fit}
