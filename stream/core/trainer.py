@@ -44,13 +44,14 @@ from river import cluster
 
 from stream.core.activity import ActivityDrift
 from stream.core.adapt import grow, newborn, retire
-from stream.core.drift import Detection, ModelFit, SegmentShare
+from stream.core.drift import Detection
 from stream.core.features import DAY_MS, FEATURES, NAMES
 from stream.core.kmeans import best_kmeans, improve, inertia, weighted_kmeans
 from stream.core.model import SegmentModel, transform
 from stream.core.scaler import RunningScaler, rescaled, scaled
 from stream.core.snapshot import next_version
 from stream.core.space import STD_FLOOR, lapsed_segments
+from stream.core.watch import DriftWatch
 
 Array = NDArray[np.float64]
 _KEYS = [f"f{i}" for i in range(len(FEATURES))]
@@ -157,19 +158,16 @@ class Trainer:
         while it fills, and on churn-emerging seed 9 that cue split the newborn itself five
         days after its birth (.041 → .082).
     outlier_quantile
-        The outlier reference of the ``model:outliers`` detector: this quantile of the fitted
-        samples' distances to their nearest centroid, fixed once the detectors are live. A new
-        kind of customer lies beyond the 99th percentile as surely as beyond the 95th, and
-        the share of everyone else there is a fifth: its rise stands out twice as far from
-        the noise. Measured on the churn-emerging streams (trainer seeds 42, 1, 2): emergence
-        seen after 1–3 days, against 2–4 with the 95th.
+        The quantile of the fitted samples' distances beyond which a sample counts as an
+        outlier (``model:outliers``; `stream.core.watch.DriftWatch`).
     reservoir
         The newest samples kept, training and monitoring ones; segments are fitted on them
         (see the module docstring).
     drift_after_days
         Event time after the first sample the drift detectors see (the first once a model
-        exists) before they are fed, and scouting (``scout``) begins: the features' longest
-        horizon (30 days), over which a new stream's features are still filling up.
+        exists) before they are fed (`stream.core.watch.DriftWatch`), and scouting (``scout``)
+        begins: the features' longest horizon (30 days), over which a new stream's features
+        are still filling up.
     """
 
     def __init__(
@@ -228,13 +226,7 @@ class Trainer:
         unscaled): a far newborn must have grown since (``far_growth``)."""
         self._changed_at: int | None = None
         """Event time of the last change to the set of segments (a snapshot, if resumed)."""
-        self.model_fit = ModelFit()
-        self.outliers = ModelFit(
-            subject="model:outliers", what=f"share beyond p{100 * outlier_quantile:g}"
-        )
-        self._far = np.inf
-        """Distance beyond which a sample counts as an outlier (see the end of `publish`)."""
-        self.segment_drift = SegmentShare()
+        self.watch = DriftWatch(drift_after_days, outlier_quantile)
         self.activity = ActivityDrift()
         self.detections: list[Detection] = []
         """Drift detections not yet taken (`take_detections`)."""
@@ -242,8 +234,6 @@ class Trainer:
         self._adapting = False
         self._may_grow = False
         """A segment's share rose (segment drift): the next publish may try a birth."""
-        self._reported: set[str] = set()
-        """Drift subjects reported since the last publish."""
         self._samples: deque[Array] = deque(maxlen=max(reservoir, RECENT_SAMPLES))
         """The newest samples, training and monitoring ones (transformed, unscaled): the
         current population, which each publish scales by its own statistics and fits."""
@@ -257,7 +247,6 @@ class Trainer:
         )
         self.model: SegmentModel | None = None
         self.history: list[dict[str, Any]] = []
-        self._first_t: int | None = None  # the first sample's time: when the stream began
         self.river_starts = [0, 0]
         """Fits won by the start from River's micro-clusters, and fits where it competed."""
 
@@ -283,7 +272,7 @@ class Trainer:
         data: when the stream began (the drift detectors are fed from ``drift_after_days``
         after it) and the population-activity test's counts
         (`stream.core.activity.ActivityDrift.state`)."""
-        return {"since": self._first_t, "activity": self.activity.state()}
+        return {"since": self.watch.since, "activity": self.activity.state()}
 
     def take_over(self, carried: Any) -> bool:
         """Continue from another trainer's `carry` (a restarted or newly assigned trainer, which
@@ -292,7 +281,7 @@ class Trainer:
         counts if newer. True if anything was taken; ValueError if ``carried`` is not a carry.
 
         >>> old, new = Trainer(seed=1), Trainer(seed=1)
-        >>> old._first_t = 0
+        >>> old.watch.since = 0
         >>> new.take_over(old.carry()), new.carry() == old.carry()
         (True, True)
         >>> new.take_over(old.carry())  # nothing newer
@@ -307,8 +296,8 @@ class Trainer:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a trainer carry: {exc!r}") from exc
         took = False
-        if since is not None and (self._first_t is None or since < self._first_t):
-            self._first_t, took = since, True
+        if since is not None and (self.watch.since is None or since < self.watch.since):
+            self.watch.since, took = since, True
         own = self.activity.newest
         if activity.newest is not None and (own is None or activity.newest > own):
             self.activity.restore(carried["activity"])
@@ -364,26 +353,8 @@ class Trainer:
 
     def _watch(self, model: SegmentModel, x: Array, t: int) -> None:
         """Feed the drift detectors one sample (``x``: in the clustering space), as the current
-        model scores it; adapt on drift.
-
-        Nothing is fed before the stream covers the features' longest horizon
-        (``drift_after_days``): until then every customer's features are still filling up and
-        distances rise for everyone, which is not drift.
-        """
-        if self._first_t is None:
-            self._first_t = t
-        if not self._live(t):
-            return
-        d = np.sqrt(((model.centroids() - model.standardise(x)[None, :]) ** 2).sum(axis=1))
-        j = int(d.argmin())
-        hits = (self.model_fit.update(float(d[j]), t),
-                self.outliers.update(float(d[j] > self._far), t))  # fmt: skip
-        found = [h for h in hits if h is not None]
-        found += self.segment_drift.update(model.segments[j].id, float(d[j]), t)
-        # One detection per subject per model version: a shift that goes on keeps ADWIN
-        # cutting, but what it says is news once, until a version has adapted to it.
-        found = [f for f in found if f.subject not in self._reported]
-        self._reported.update(f.subject for f in found)
+        model scores it (`stream.core.watch.DriftWatch`); adapt on drift."""
+        found = self.watch.update(model, x, t)
         fits = [f for f in found if f.level == "model_fit"]
         if fits and not self._adapting:  # learn the new situation faster, then publish
             self._adapting = True
@@ -400,10 +371,6 @@ class Trainer:
     def _settled(self, t: int) -> bool:
         """Whether the set of segments has stood for ``settle_days`` at ``t``."""
         return self._changed_at is None or t - self._changed_at >= self.settle_days * DAY_MS
-
-    def _live(self, t: int) -> bool:
-        """Whether the drift detectors are fed at ``t`` (see `_watch`)."""
-        return self._first_t is not None and t >= self._first_t + self.drift_after_days * DAY_MS
 
     def publish(self, t: int) -> SegmentModel:
         """Derive segments from the newest samples and River's micro-clusters; publish the next
@@ -445,7 +412,7 @@ class Trainer:
             # set of segments has stood for ``settle_days``, as for the far test, cued or not.
             cued = adapting or self._may_grow
             settled = self._settled(t)
-            if (cued or (self.scout and self._live(t) and settled)) and k < (
+            if (cued or (self.scout and self.watch.live(t) and settled)) and k < (
                 self.max_segments or self.n_segments
             ):
                 far = self.far_birth if settled else None
@@ -476,17 +443,7 @@ class Trainer:
             self._changed_at = t
         self.model = model
         self.history.append({"version": model.version, "matching": matching})
-        self.segment_drift.reset([seg.id for seg in model.segments])
-        # Distances under a new version's scaling are not comparable with the last one's: the
-        # mean-distance detector starts over (the outlier share, against a fixed reference, and
-        # segment shares go on).
-        self.model_fit.reset()
-        if adapting or not self._live(t) or not np.isfinite(self._far):
-            # The outlier reference: the model's own ``outlier_quantile``, fixed once the detectors
-            # are live and renewed only when the trainer adapts, so a slow influx of a new kind
-            # of customer adds up instead of being absorbed publish by publish.
-            near = np.sqrt(((points[:, None, :] - model.centroids()[None]) ** 2).sum(2).min(1))
-            self._far = float(np.quantile(near, self.outlier_quantile))
+        self.watch.published(model, points, t, renew=adapting)
         return model
 
     def _fit(
@@ -510,7 +467,6 @@ class Trainer:
     def _end_adaptation(self) -> None:
         self._adapting = False
         self._may_grow = False
-        self._reported.clear()
         self._publish_at = None
         self.clusterer.time_window = self.time_window
 

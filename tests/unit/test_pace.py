@@ -219,7 +219,7 @@ def test_a_trainer_taking_over_continues_the_drift_tests_at_once() -> None:
     before = Trainer(n_segments=2, micro_per_segment=1, warmup=10_000, seed=1)
     for d in range(22):
         before.observe_day(T0 + (d + 1) * DAY, [0, 0, 0, 0, 1000])
-    before._first_t = T0  # its drift detectors have watched samples since T0
+    before.watch.since = T0  # its drift detectors have watched samples since T0
     report = read_progress(progress_record(T0 + 22 * DAY, True, before.carry()))
     metrics = Metrics()
     svc: Any = SimpleNamespace(
@@ -235,7 +235,7 @@ def test_a_trainer_taking_over_continues_the_drift_tests_at_once() -> None:
     assert svc.model_feed.carried is None  # taken over once
     # Its model-fit and segment detectors are fed from drift_after_days after T0, not after
     # the restart (they were blind for 30 days: a persona emerging then was never born).
-    assert svc.trainer._live(T0 + 30 * DAY)
+    assert svc.trainer.watch.live(T0 + 30 * DAY)
     # The restarted trainer tests the next days at once: a fall is reported on the third.
     for d, n in enumerate([1000, 1000, 700]):
         svc.trainer.observe_day(T0 + (23 + d) * DAY, [0, 0, 0, 0, n])

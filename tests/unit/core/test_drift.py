@@ -382,15 +382,15 @@ def test_the_outlier_reference_holds_between_versions_once_the_detectors_are_liv
     for i in range(300):
         tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
     assert tr.model is not None and tr.model.version == 1
-    far = tr._far
+    far = tr.watch.far
     assert np.isfinite(far)
     for i in range(300, 600):
         tr.learn_one(_blob(rng, [0.5, 6.0][i % 2]), i)
-    assert tr.model.version == 2 and tr._far == far
+    assert tr.model.version == 2 and tr.watch.far == far
     window = tr._last_window
     tr._adapting = True  # as after model-fit drift: the next fit renews the reference
     tr.publish(600)
-    assert tr.model.version == 3 and tr._far != far
+    assert tr.model.version == 3 and tr.watch.far != far
     # ... but the growth reference of the far test stays the last full window: the newest
     # samples an adapted version is fitted on already hold the newcomers
     assert tr._last_window is window and len(window) == 600
@@ -413,7 +413,7 @@ def test_a_subject_is_reported_once_per_model_version() -> None:
     assert tr.model is not None and tr.model.version == 1
     tr._adapting = False
     tr.publish(5000)  # a new version: the same subjects may be news again
-    assert not tr._reported
+    assert not tr.watch._reported
 
 
 @pytest.mark.parametrize(("days_since_change", "cued"), [(2.0, False), (8.0, True)])
@@ -433,7 +433,7 @@ def test_a_rising_share_cues_a_birth_only_once_the_segments_have_settled(
     tr._changed_at = 0  # the set of segments changed at time 0 (a birth)
     rising = Detection("segment", "adwin", f"segment:{sid}:share", "share 0.020 -> 0.050",
                        0.02, 0.05, t)  # fmt: skip
-    tr.segment_drift.update = lambda *a: [rising]  # type: ignore[method-assign]
+    tr.watch.segment_drift.update = lambda *a: [rising]  # type: ignore[method-assign]
     tr.watch_one(_blob(rng, 0.5), t)
     assert tr.take_detections() == [rising]  # reported either way
     assert tr._may_grow is cued
@@ -441,16 +441,16 @@ def test_a_rising_share_cues_a_birth_only_once_the_segments_have_settled(
 
 def test_a_trainer_taking_over_feeds_its_detectors_from_the_streams_start() -> None:
     old = Trainer(seed=3)
-    old._first_t = 0  # it has watched samples since day 0
+    old.watch.since = 0  # it has watched samples since day 0
     for d in range(22):
         old.observe_day((d + 1) * DAY_MS, [0, 0, 0, 0, 1000])
     restarted = Trainer(seed=3)  # fresh: it counts 30 days from its own first sample
-    assert not restarted._live(45 * DAY_MS)
+    assert not restarted.watch.live(45 * DAY_MS)
     assert restarted.take_over(old.carry())
-    assert restarted._live(30 * DAY_MS) and restarted.activity.newest == 21
+    assert restarted.watch.live(30 * DAY_MS) and restarted.activity.newest == 21
     # Nothing older replaces what it has; what is not a carry is refused.
     later = Trainer(seed=3)
-    later._first_t = -DAY_MS
+    later.watch.since = -DAY_MS
     for d in range(23):
         later.observe_day((d + 1) * DAY_MS, [0, 0, 0, 0, 1000])
     assert not later.take_over(old.carry())
