@@ -25,8 +25,8 @@ from stream.core.validation import Limits
 if TYPE_CHECKING:
     from stream.adapters.align import Aligner
     from stream.adapters.census import ChangeFeed
+    from stream.adapters.model_feed import ModelFeed
     from stream.adapters.outbox import Outbox
-    from stream.adapters.segments import ModelFeed
 
 
 @dataclass
@@ -173,6 +173,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     feature_samples_topic = app.topic(settings.topic_feature_samples, **raw)
     from stream.adapters import agents, segments, web
     from stream.adapters.census import ChangeFeed
+    from stream.adapters.model_feed import ModelFeed
     from stream.adapters.outbox import Outbox
 
     metrics = Metrics()
@@ -200,7 +201,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         segment_model_topic=segment_model_topic,
         feature_samples_topic=feature_samples_topic,
         erasure_topic=app.topic(topics.erasure_topic(settings), **raw),
-        model_feed=segments.ModelFeed(settings, assigner, metrics, bootstrap, tansu),
+        model_feed=ModelFeed(settings, assigner, metrics, bootstrap, tansu),
         change_feed=ChangeFeed(settings, metrics, bootstrap),
         outbox=Outbox(app, deliveries),
     )

@@ -10,7 +10,7 @@ against the offline replay ARI .66 and .56 on two simulated backlogs.
 
 The `Pacer` gives the worker's `stream.adapters.align.Aligner` an event-time horizon: input
 records at or past ``learnt + lead`` wait, where ``learnt`` is the end of the newest day the
-trainer has learnt (its progress reports on ``segment-model``, `stream.adapters.segments`). The
+trainer has learnt (its progress reports on ``segment-model``, `stream.adapters.model_feed`). The
 lead must let the partitions send the reports the trainer waits for. The `Collator` releases a
 day once every partition has passed it, or once one partition is ``max_lag_days`` ahead (an idle
 partition never reports):

@@ -151,7 +151,7 @@ class _Run:
 
     def seed(self, s: Settings) -> None:
         """Put the seed model on the run's ``segment-model`` topic."""
-        from stream.adapters.segments import MODEL_KEY
+        from stream.adapters.model_feed import MODEL_KEY
 
         producer = make_producer(self.bootstrap, s)
         try:

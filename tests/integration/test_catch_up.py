@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream.adapters.segments import MODEL_KEY
+from stream.adapters.model_feed import MODEL_KEY
 from stream.core.collate import Collator, SampleReport
 from stream.core.evaluation import adjusted_rand
 from tests.integration.harness import metric_sum, read_topic, wait_for

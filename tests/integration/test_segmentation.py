@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.segments import MODEL_KEY, PROGRESS_KEY, read_progress
+from stream.adapters.model_feed import MODEL_KEY, PROGRESS_KEY, read_progress
 from stream.core.evaluation import adjusted_rand
 from stream.simulate import run_simulate
 from tests.integration.harness import key_partition, metric_sum, read_topic, wait_for

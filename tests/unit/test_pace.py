@@ -12,14 +12,9 @@ import pytest
 
 from stream.adapters.align import Aligner
 from stream.adapters.metrics import Metrics
+from stream.adapters.model_feed import PROGRESS_KEY, ModelFeed, progress_record, read_progress
 from stream.adapters.pace import Pacer
-from stream.adapters.segments import (
-    PROGRESS_KEY,
-    ModelFeed,
-    progress_record,
-    read_progress,
-    train,
-)
+from stream.adapters.segments import train
 from stream.core.collate import Collator, SampleReport
 from stream.core.trainer import Trainer
 from tests.unit.test_align import CLICK, MAIL, Clock, Consumer, Rec, order, rec
