@@ -206,10 +206,24 @@ def test_erasure_before_the_run_drops_queued_events() -> None:
     engine = Engine(Ingest(check_future=False))
     engine.feed(lines)
     assert engine.erase("c1") is False  # nothing applied yet, but the queue is purged
+    assert "c1" not in engine._ids  # nor is the id kept for the queue to share
     result = engine.run()
     assert list(result.features) == ["c2"]
     assert result.counts["accepted"] == 1
     assert result.watermark == event_time_ms(datetime(2024, 5, 2, 10, tzinfo=UTC))
+
+
+def test_queued_events_share_one_copy_of_each_customer_id() -> None:
+    lines = [
+        ("f", 1, _line("a", "c1", "2024-05-01T10:00:00Z")),
+        ("f", 2, _line("b", "c1", "2024-05-02T10:00:00Z")),
+    ]
+    engine = Engine(Ingest(check_future=False))
+    engine.feed(lines)
+    first, second = (entry[3] for entry in engine._pending)
+    assert first == second == "c1" and first is second
+    engine.run()
+    assert engine._ids == {}  # the states hold the ids from here
 
 
 def _line(event_id: str, cid: str, ts: str, amount: float = 10.0) -> bytes:
