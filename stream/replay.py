@@ -133,8 +133,9 @@ def run_offline(
     ``switches`` (customer id → switch time, from a simulation's truth) lets the scorer see those
     customers as if their history began at their switch (`stream.core.oracle`: evaluation only).
     """
-    from stream.core.engine import Engine, Stage, render_outputs
+    from stream.core.engine import Engine, Stage
     from stream.core.ingest import Ingest
+    from stream.core.render import render_outputs
     from stream.core.validation import Limits
 
     reference_ms = None

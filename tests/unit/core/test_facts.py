@@ -18,7 +18,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stream.core.engine import Engine, _features_jsonl, _num, render_outputs
+from stream.core.engine import Engine
 from stream.core.events import STREAM_OF_TYPE, ClickEvent, PurchaseEvent, Stream, event_time_ms
 from stream.core.events import parse_event as parse
 from stream.core.features import (
@@ -54,6 +54,7 @@ from stream.core.features import (
     vector,
 )
 from stream.core.ingest import Ingest
+from stream.core.render import _features_jsonl, _num, render_outputs
 from stream.core.state import (
     N_SUMS,
     NO_TIME,
