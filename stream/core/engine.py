@@ -53,8 +53,9 @@ class Stage(Protocol):
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
         """Called after event ``event_id`` (at ``t`` ms) was applied to the customer's ``state``."""
 
-    def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
-        """Called once at the end; may append records to output streams in ``out``."""
+    def finish(self, watermark: int, out: dict[str, list[bytes]]) -> None:
+        """Called once at the end; may add output streams to ``out``: each a list of records,
+        each record its output line (`stream.core.outputs.json_line`)."""
 
     def report(self) -> dict[str, Any]:
         """Sections this stage adds to ``report.json`` (after `finish`)."""
@@ -73,7 +74,7 @@ class RunResult:
     watermark: int | None
     features: dict[str, list[float]]
     dead_letters: list[DeadLetter]
-    streams: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    streams: dict[str, list[bytes]] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,7 +191,7 @@ class Engine:
         features = (
             {cid: vector(states[cid], watermark) for cid in sorted(states)} if watermark else {}
         )
-        streams: dict[str, list[dict[str, Any]]] = {}
+        streams: dict[str, list[bytes]] = {}
         extra: dict[str, Any] = {}
         for stage in self.stages:
             stage.finish(watermark or 0, streams)

@@ -107,7 +107,7 @@ class SwitchOracle:
             post.sums = [x - y for x, y in zip(post.sums, then.sums, strict=True)]
         return vector(post, at)
 
-    def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
+    def finish(self, watermark: int, out: dict[str, list[bytes]]) -> None:
         """Nothing to add to the outputs."""
 
     def report(self) -> dict[str, Any]:

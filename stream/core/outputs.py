@@ -16,8 +16,10 @@ so consumers can deduplicate an at-least-once stream.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,6 +49,15 @@ def parse_rfc3339_ms(text: str) -> int:
     1736121600123
     """
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def json_line(record: Mapping[str, Any]) -> bytes:
+    r"""A record as one line of an output file: canonical JSON (sorted keys, no spaces, ASCII).
+
+    >>> json_line({"b": 1, "a": [0.5, "é"]})
+    b'{"a":[0.5,"\\u00e9"],"b":1}\n'
+    """
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def _digest(*parts: str) -> str:

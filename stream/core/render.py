@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from itertools import chain
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
@@ -21,6 +20,7 @@ import numpy as np
 
 from stream.core.engine import RunResult
 from stream.core.features import FEATURES, NAMES
+from stream.core.outputs import json_line
 from stream.core.state import encoded_size
 
 
@@ -144,17 +144,14 @@ def _features_plain(vals: list[float]) -> str:
 def render_outputs(result: RunResult, config: dict[str, Any]) -> dict[str, bytes]:
     """File name → bytes of every output of a run (JSONL per stream, plus ``report.json``)."""
 
-    def jsonl(records: Iterable[dict[str, Any]]) -> bytes:
-        return b"".join(json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-                        for r in records)  # fmt: skip
-
     matrix = _matrix(result.features)
+    dead = (json_line(d.model_dump(mode="json")) for d in result.dead_letters)
     files = {
-        "dead-letter.jsonl": jsonl(d.model_dump(mode="json") for d in result.dead_letters),
+        "dead-letter.jsonl": b"".join(dead),
         "features.jsonl": _features_jsonl(result.features, matrix),
     }
-    for name, records in sorted(result.streams.items()):
-        files[f"{name}.jsonl"] = jsonl(records)
+    for name, lines in sorted(result.streams.items()):
+        files[f"{name}.jsonl"] = b"".join(lines)
     report = {
         "config": config,
         "counts": dict(sorted(result.counts.items())),

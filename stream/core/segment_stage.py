@@ -25,7 +25,7 @@ from typing import Any
 
 from stream.core.activity import DailyTouches
 from stream.core.features import DAY_MS, vector
-from stream.core.outputs import SegmentChange, rfc3339_ms
+from stream.core.outputs import SegmentChange, json_line, rfc3339_ms
 from stream.core.schedule import Schedule, training_flags
 from stream.core.segmentation import Segmenter, drift_events, lifecycle_events, rescore_due
 from stream.core.state import CustomerState
@@ -91,7 +91,12 @@ class SegmentationStage:
         self.customers: dict[str, CustomerState] = {}
         self._dirty: dict[str, CustomerState] = {}
         self._tick_end: int | None = None
-        self.changes: list[SegmentChange] = []
+        self.changes: list[bytes] = []
+        """Every segment change as its output line (`json_line`): a fifth of a change's size as a
+        model, and all that is written of it; `by_reason` and `moved` keep what the report needs."""
+        self.by_reason: Counter[str] = Counter()
+        self.moved: Counter[tuple[int, int]] = Counter()
+        """Changes between two segments, by (from, to) segment id."""
         self.events: list[dict[str, Any]] = []
         self.models: list[dict[str, Any]] = []
         self.drift_counts: Counter[tuple[str, str]] = Counter()
@@ -129,9 +134,16 @@ class SegmentationStage:
 
     def _score(self, batch: list[tuple[str, CustomerState, int]]) -> None:
         """Score a batch and schedule each customer's next quiet-time re-evaluation."""
-        self.changes += self.segmenter.score(batch)
+        self._keep(self.segmenter.score(batch))
         for cid, state, _ in batch:
             self.schedule.scored(cid, state)
+
+    def _keep(self, changes: list[SegmentChange]) -> None:
+        for c in changes:
+            self.changes.append(json_line(c.model_dump(mode="json")))
+            self.by_reason[c.reason] += 1
+            if c.previous and c.current and c.previous.segment_id != c.current.segment_id:
+                self.moved[c.previous.segment_id, c.current.segment_id] += 1
 
     def _score_dirty(self) -> None:
         if self._dirty:
@@ -188,15 +200,15 @@ class SegmentationStage:
         self.schedule.forget(customer_id)
         self._dirty.pop(customer_id, None)
 
-    def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
+    def finish(self, watermark: int, out: dict[str, list[bytes]]) -> None:
         """Score what is pending, re-evaluate quiet customers at the watermark, write outputs."""
         self._score_dirty()
         final = [(c, s, watermark) for c, s in self.customers.items()
                  if (due := rescore_due(s, self._idle_ms)) is not None and due <= watermark]  # fmt: skip
         self._score(final)
-        out["segment-changes"] = [c.model_dump(mode="json") for c in self.changes]
-        out["segment-events"] = self.events
-        out["segment-model"] = self.models
+        out["segment-changes"] = self.changes
+        out["segment-events"] = [json_line(e) for e in self.events]
+        out["segment-model"] = [json_line(m) for m in self.models]
 
     def report(self) -> dict[str, Any]:
         """The segmentation sections of ``report.json``: model, changes, segment profiles."""
@@ -207,7 +219,7 @@ class SegmentationStage:
                 "training_samples": self.trainer.n,
                 "snapshots": len(self.models),
                 "changes": len(self.changes),
-                "changes_by_reason": dict(sorted(Counter(c.reason for c in self.changes).items())),
+                "changes_by_reason": dict(sorted(self.by_reason.items())),
                 "assigned_customers": sum(1 for s in self.customers.values() if s.segment_id),
                 "drift_detections": {
                     **{f"{lvl}/{det}": n for (lvl, det), n in sorted(self.drift_counts.items())},
@@ -231,10 +243,9 @@ class SegmentationStage:
         micro = Counter(s.micro_id for s in self.customers.values() if s.segment_id)
         moved_in: Counter[int] = Counter()
         moved_out: Counter[int] = Counter()
-        for c in self.changes:
-            if c.previous and c.current and c.previous.segment_id != c.current.segment_id:
-                moved_in[c.current.segment_id] += 1
-                moved_out[c.previous.segment_id] += 1
+        for (before, after), n in self.moved.items():
+            moved_in[after] += n
+            moved_out[before] += n
         total = max(sum(sizes.values()), 1)
         return [
             {

@@ -54,6 +54,7 @@ from stream.core.features import (
     vector,
 )
 from stream.core.ingest import Ingest
+from stream.core.outputs import json_line
 from stream.core.render import _features_jsonl, _num, render_outputs
 from stream.core.state import (
     N_SUMS,
@@ -336,8 +337,8 @@ class Watcher:
     def on_applied(self, customer_id: str, state: CustomerState, event_id: str, t: int) -> None:
         self.seen.append((customer_id, event_id, t))
 
-    def finish(self, watermark: int, out: dict[str, list[dict[str, Any]]]) -> None:
-        out["seen"] = [{"n": len(self.seen)}]
+    def finish(self, watermark: int, out: dict[str, list[bytes]]) -> None:
+        out["seen"] = [json_line({"n": len(self.seen)})]
 
     def report(self) -> dict[str, Any]:
         return {}
