@@ -32,6 +32,8 @@ MAX_DAILY_SAMPLES = 100
 MAX_DAILY_MONITOR = 1000
 """Samples a day at most (over all partitions) feeding the drift detectors, training included."""
 
+MIN_RUN_EVENTS = 10_000
+"""Fewest queued events in a run of the offline replay's external sort (`Engine`)."""
 TopicName = Annotated[str, Field(pattern=_TOPIC.pattern)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -94,6 +96,7 @@ class Settings(BaseSettings):
     batch_window_s: Annotated[float, Field(gt=0, le=10)] = 0.05
     align_max_wait_s: Annotated[float, Field(ge=0, le=60)] = 2.0
     pace_max_wait_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    replay_run_events: Annotated[int, Field(ge=0, le=1_000_000_000)] = 1_000_000
 
     segments: Annotated[int, Field(ge=2, le=12)] = 6
     micro_segments: Annotated[int, Field(ge=1, le=10)] = 3
@@ -142,6 +145,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MICROSEG_MONITOR_RATE ({self.monitor_rate}) must be at least "
                 f"MICROSEG_SAMPLE_RATE ({self.sample_rate}): the training sample is part of it"
+            )
+        if 0 < self.replay_run_events < MIN_RUN_EVENTS:
+            raise ValueError(
+                f"MICROSEG_REPLAY_RUN_EVENTS ({self.replay_run_events}) must be 0 (the offline "
+                f"replay's whole queue in memory) or at least {MIN_RUN_EVENTS}: each run of the "
+                "queue keeps a temporary file open until the replay merges them"
             )
         if self.max_segments is not None and self.max_segments < self.segments:
             raise ValueError(

@@ -27,6 +27,7 @@ from stream.replay_sink import (
     route,
 )
 from stream.replay_source import Item
+from stream.replay_spill import FileRuns
 
 __all__ = [
     "Progress",
@@ -170,9 +171,14 @@ def run_offline(
     # (≈ 40 % of the time). Pause it until they are all gone.
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    runs = FileRuns() if settings.replay_run_events else None
     try:
         engine = Engine(
-            Ingest(limits, lateness_days=settings.lateness_days), stages, reference_ms=reference_ms
+            Ingest(limits, lateness_days=settings.lateness_days),
+            stages,
+            reference_ms=reference_ms,
+            runs=runs,
+            run_events=settings.replay_run_events,
         )
         if lines is not None:
             engine.feed(lines)
@@ -183,6 +189,8 @@ def run_offline(
         files = render_outputs(result, config)
         del result
     finally:
+        if runs is not None:
+            runs.close()
         if gc_was_enabled:
             gc.enable()
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,10 @@ across customers, so each customer's events are applied together (same order, sa
 
 Same input and configuration → same outputs, byte for byte (`stream.core.render`).
 
+A queued event takes about 270 bytes. Given `Runs`, the engine keeps at most ``run_events`` of them:
+it sorts them into a run and hands it over, and `Engine.run` merges the runs (an external sort,
+the same order, so the same outputs; `stream.replay_spill.FileRuns` keeps runs on disk).
+
 >>> eng = Engine(Ingest(check_future=False))
 >>> eng.feed([("f.jsonl", 1, b'{"event_id":"a","customer_id":"c1","type":"purchase",'
 ...                         b'"ts":"2024-01-02T00:00:00Z","order_id":"o1","amount":10}'),
@@ -21,8 +25,9 @@ Same input and configuration → same outputs, byte for byte (`stream.core.rende
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import count, islice
 from operator import itemgetter
@@ -37,7 +42,7 @@ from stream.core.state import CustomerState, id_hash
 from stream.core.validation import Rejection
 
 _CHUNK = 256  # lines validated before their events are reduced to facts (see `Engine.feed`)
-_Entry = tuple[int, str, int, str, Effect, float, int]
+Entry = tuple[int, str, int, str, Effect, float, int]
 """A queued valid event: time (ms), event id, sequence, customer id, its fact's effect and amount
 (`fact_of_fields`), the `id_hash` of its id."""
 _CUSTOMER = itemgetter(3)
@@ -62,6 +67,16 @@ class Stage(Protocol):
 
     def forget(self, customer_id: str) -> None:
         """Drop everything the stage holds about an erased customer."""
+
+
+class Runs(Protocol):
+    """Where the engine puts sorted runs of its queue (see the module docstring)."""
+
+    def add(self, entries: list[Entry]) -> None:
+        """Keep ``entries`` (sorted) as one run."""
+
+    def take(self) -> list[Iterator[Entry]]:
+        """Every run kept, each to be read once, in order; nothing is kept after."""
 
 
 @dataclass
@@ -89,16 +104,28 @@ class Engine:
         Later stages, called in order for every applied event.
     reference_ms
         "Now" for the future-timestamp check (files carry no record time); None skips it.
+    runs
+        Where sorted runs of the queue go once it holds ``run_events`` events; None: the whole
+        queue stays in memory.
+    run_events
+        Queued events held in memory at most, with ``runs``.
     """
 
     def __init__(
-        self, ingest: Ingest, stages: list[Stage] | None = None, reference_ms: int | None = None
+        self,
+        ingest: Ingest,
+        stages: list[Stage] | None = None,
+        reference_ms: int | None = None,
+        runs: Runs | None = None,
+        run_events: int = 1_000_000,
     ) -> None:
         self.ingest = ingest
         self.stages = stages or []
         self.reference_ms = reference_ms
+        self.runs = runs
+        self.run_events = run_events
         self.states: dict[str, CustomerState] = {}
-        self._pending: list[_Entry] = []
+        self._pending: list[Entry] = []
         self._dead: list[DeadLetter] = []
         self._counts: Counter[str] = Counter()
         self._by_reason: Counter[str] = Counter()
@@ -146,8 +173,16 @@ class Engine:
                 cid = one_id(fields["customer_id"], fields["customer_id"])
                 append((t, event_id, seq, cid, effect, amount, id_hash(event_id)))
                 seq += 1
+            if self.runs is not None and len(self._pending) >= self.run_events:
+                self._spill(self.runs)
+                append = self._pending.append
         self._seq = seq
         self._counts["lines"] += n
+
+    def _spill(self, runs: Runs) -> None:
+        pending, self._pending = self._pending, []
+        pending.sort()
+        runs.add(pending)
 
     def _dead_letter(self, source: str, line_no: int, raw: bytes, rejection: Rejection) -> None:
         self._dead.append(
@@ -160,31 +195,32 @@ class Engine:
     def run(self) -> RunResult:
         """Apply the queued events in event-time order; evaluate features at the end."""
         # (time, event id, sequence) is unique per entry, so plain tuple order never reaches the
-        # rest and equals ordering by those three keys.
+        # rest and equals ordering by those three keys; merging sorted runs gives the same order.
         pending = self._pending
         pending.sort()
-        base = self._applied
-        # What happened to the event at each position: its effect's code if accepted, else the
-        # outcome. Counted at the end, in position order (so every count's first key is as if
-        # counted along, whatever order the customers were processed in).
-        results: list[int | str | None] = [None] * len(pending)
-        if self.stages:
-            self._apply_in_order(pending, results)
+        spilled = self.runs.take() if self.runs is not None else []
+        # What happened to the events, in position order (so every count's first key is as if
+        # counted along, whatever order the customers were processed in): each accepted one's
+        # effect code, or the outcome.
+        if spilled:
+            tally, n, watermark = self._apply_in_order(heapq.merge(*spilled, pending))
+        elif self.stages:
+            tally, n, watermark = self._apply_in_order(pending)
         else:
-            self._apply_by_customer(pending, results)
+            tally, n = self._apply_by_customer(pending), len(pending)
+            watermark = pending[-1][0] if pending else None  # the latest time: they are sorted
         counts = self._counts
         by_type: Counter[str] = Counter()
         accepted = 0
-        for key, n in Counter(results).items():
+        for key, k in tally.items():
             if isinstance(key, int):
-                by_type[EFFECTS[key].type] += n
-                accepted += n
+                by_type[EFFECTS[key].type] += k
+                accepted += k
             else:
-                counts[str(key)] += n
+                counts[str(key)] += k
         if accepted:
             counts[ACCEPTED] += accepted
-        watermark = pending[-1][0] if pending else None  # the latest time: they are sorted
-        self._applied = base + len(pending)
+        self._applied += n
         self._pending = []
         self._ids.clear()
         states = self.states
@@ -203,13 +239,18 @@ class Engine:
             extra,
         )  # fmt: skip
 
-    def _apply_in_order(self, pending: list[_Entry], results: list[int | str | None]) -> None:
-        """Apply the sorted entries one after the other, calling the stages after each."""
+    def _apply_in_order(
+        self, entries: Iterable[Entry]
+    ) -> tuple[Counter[int | str], int, int | None]:
+        """Apply sorted entries one after the other, calling the stages after each; return what
+        happened to them (see `run`), how many there were and the latest time."""
         states = self.states
         admit = self.ingest.admit_fact
         stages = self.stages
         base = self._applied
-        for j, (t, event_id, _, cid, effect, amount, hashed_id) in enumerate(pending):
+        tally: Counter[int | str] = Counter()
+        j, t = -1, None
+        for j, (t, event_id, _, cid, effect, amount, hashed_id) in enumerate(entries):
             for stage in stages:
                 stage.before_applied(t)
             state = states.get(cid)
@@ -217,22 +258,25 @@ class Engine:
                 state = states[cid] = CustomerState()
             outcome = admit(state, hashed_id, t, effect, amount, -1, base + j)
             if outcome == ACCEPTED:
-                results[j] = effect.code
+                tally[effect.code] += 1
                 for stage in stages:
                     stage.on_applied(cid, state, event_id, t)
             else:
-                results[j] = outcome
+                tally[outcome] += 1
+        return tally, j + 1, t
 
-    def _apply_by_customer(self, pending: list[_Entry], results: list[int | str | None]) -> None:
-        """Apply the sorted entries customer by customer: the same result when no stage watches.
+    def _apply_by_customer(self, pending: list[Entry]) -> Counter[int | str]:
+        """Apply the sorted entries customer by customer: the same result when no stage watches
+        (what happened to them as `_apply_in_order` says it).
 
         A customer's state depends only on its own events, in their order, and each keeps its
         position (its offset mark). Taking one customer's events together keeps its state in the
         cache instead of visiting every state in time order.
         """
         n = len(pending)
+        results: list[int | str | None] = [None] * n
         if not n:
-            return
+            return Counter()
         # Each event's customer by number: the position of the customer's first event (so the
         # customers come in order of first event, as the states are created in time order). A
         # stable sort by number groups the positions, each customer's in time order.
@@ -255,10 +299,15 @@ class Engine:
                 outcome = admit(state, hashed_id, t, effect, amount, -1, base + j)
                 results[j] = effect.code if outcome == ACCEPTED else outcome
             start = end
+        return Counter(results)  # type: ignore[arg-type]  # (every position was applied)
 
     def erase(self, customer_id: str) -> bool:
         """Forget a customer entirely (GDPR erasure); True if there was anything to forget."""
         self._pending = [p for p in self._pending if p[3] != customer_id]
+        if self.runs is not None:  # the runs are rewritten without the customer, one at a time
+            for run in self.runs.take():
+                if kept := [p for p in run if p[3] != customer_id]:
+                    self.runs.add(kept)
         self._ids.pop(customer_id, None)
         for stage in self.stages:
             stage.forget(customer_id)

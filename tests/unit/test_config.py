@@ -55,6 +55,8 @@ def test_broker_forms(value: str, hosts: list[str], monkeypatch: pytest.MonkeyPa
         ("MICROSEG_STORE", "redis://", "rocksdb://"),
         ("MICROSEG_TOPIC_EMAIL", "bad topic!", "MICROSEG_TOPIC_EMAIL"),
         ("MICROSEG_BROKER_KIND", "pulsar", "MICROSEG_BROKER_KIND"),
+        ("MICROSEG_REPLAY_RUN_EVENTS", "500", "must be 0 (the offline replay's whole queue"),
+        ("MICROSEG_REPLAY_RUN_EVENTS", "-1", "MICROSEG_REPLAY_RUN_EVENTS"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(
