@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
+import pytest
+
+from stream.config import Settings
 from stream.core.events import ClickType, EmailType
 from stream.core.reasons import Reason
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 CLICK_TYPES = list(get_args(ClickType))
 EMAIL_TYPES = list(get_args(EmailType))
+
+
+def bare_settings(**overrides: Any) -> Settings:
+    """`Settings.load` with ``overrides``, and with none of the environment's ``MICROSEG_``
+    variables (a developer's shell must not change a test)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.upper().startswith("MICROSEG_"):
+                mp.delenv(name)
+        return Settings.load(**overrides)
 
 
 def valid_event(i: int, customer: str, stream: str, rng: random.Random) -> dict[str, Any]:

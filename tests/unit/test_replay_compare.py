@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -18,15 +17,12 @@ from stream.config import Settings
 from stream.core.evaluation import adjusted_rand
 from stream.replay import run_offline
 from stream.simulate import run_simulate
+from tests.factories import bare_settings
 
 
 def _settings(**overrides: Any) -> Settings:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.upper().startswith("MICROSEG_"):
-                mp.delenv(name)
-        # a small population: sample more of it, so models are published within the run
-        return Settings.load(sample_rate=0.3, warmup_samples=150, publish_every=150, **overrides)
+    # a small population: sample more of it, so models are published within the run
+    return bare_settings(sample_rate=0.3, warmup_samples=150, publish_every=150, **overrides)
 
 
 @pytest.fixture(scope="module")

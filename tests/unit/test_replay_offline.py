@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,7 +18,7 @@ from stream.core.events import STREAM_OF_TYPE, Stream
 from stream.core.features import FEATURES, NAMES
 from stream.core.outputs import SegmentChange, SegmentEvent
 from stream.replay import run_offline
-from tests.factories import CLICK_TYPES, EMAIL_TYPES
+from tests.factories import CLICK_TYPES, EMAIL_TYPES, bare_settings
 
 N_EVENTS = 5_000
 N_CUSTOMERS = 300
@@ -102,12 +101,8 @@ def read_outputs(out: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.upper().startswith("MICROSEG_"):
-                mp.delenv(name)
-        # a small population: sample more of it, so models are published within 60 days
-        return Settings.load(sample_rate=0.25, warmup_samples=300, publish_every=300)
+    # a small population: sample more of it, so models are published within 60 days
+    return bare_settings(sample_rate=0.25, warmup_samples=300, publish_every=300)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from stream.core.render import render_outputs
 from stream.errors import ReplayError
 from stream.replay import run_offline
 from stream.replay_spill import FileRuns
+from tests.factories import bare_settings
 from tests.unit.test_replay_offline import (
     MALFORMED,
     clean_lines,
@@ -56,12 +56,8 @@ def test_an_unwritable_directory_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.upper().startswith("MICROSEG_"):
-                mp.delenv(name)
-        # a few models published over the 300 customers' 60 days, the scorer busy from day ~20
-        return Settings.load(sample_rate=0.1, warmup_samples=300, publish_every=300)
+    # a few models published over the 300 customers' 60 days, the scorer busy from day ~20
+    return bare_settings(sample_rate=0.1, warmup_samples=300, publish_every=300)
 
 
 def _events(copies: int) -> list[dict[str, Any]]:
