@@ -8,7 +8,7 @@ so nothing is left behind, even by a crash) and reads it back block by block whe
 the runs. A run is a sequence of blocks, each its length (4 bytes) and a `marshal` list of at most
 ``block`` entries, each entry as the engine holds it, its effect by code.
 
->>> from stream.core.features import EFFECTS
+>>> from stream.core.facts import EFFECTS
 >>> runs = FileRuns(block=2)
 >>> runs.add([(1, "e1", 0, "c1", EFFECTS[0], 0.0, 7), (2, "e2", 1, "c1", EFFECTS[3], 9.5, 8),
 ...           (5, "e5", 2, "c2", EFFECTS[0], 0.0, 9)])
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from stream.core.engine import Entry
-from stream.core.features import EFFECTS
+from stream.core.facts import EFFECTS
 from stream.errors import ReplayError
 
 BLOCK = 4096

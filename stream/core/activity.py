@@ -5,7 +5,7 @@ A churn wave is invisible in the customers' features for days: a customer who st
 looks like one between two visits. What shows at once is the *count* of the touches that do not
 come. So every worker counts, per day of event time, its customers' **organic touches**
 (`touch_band`): a session started or an order placed of the customer's own accord, and not
-within `stream.core.features.CLICK_VISIT_MS` of an e-mail click (with campaign visits the count
+within `stream.core.facts.CLICK_VISIT_MS` of an e-mail click (with campaign visits the count
 swings with the send calendar).
 
 The count of a day is compared with the same weekday one, two and three weeks before, for the

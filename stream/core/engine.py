@@ -1,6 +1,6 @@
 """The offline engine: the same core as the worker, driven in-process over time-ordered events.
 
-`Engine` validates every line, keeps each valid event's fact (`stream.core.features.fact_of`, of
+`Engine` validates every line, keeps each valid event's fact (`stream.core.facts.fact_of`, of
 the line's fields), orders them by event time (then event id, then input position — a total
 order, so the result never depends on how the input was arranged), applies them through `Ingest.admit_fact` exactly as
 the worker does, and evaluates every customer's features at the final watermark. Later stages
@@ -36,7 +36,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from stream.core.deadletter import DeadLetter, Origin
-from stream.core.features import EFFECTS, Effect, fact_of_fields, vector
+from stream.core.facts import EFFECTS, Effect, fact_of_fields
+from stream.core.features import vector
 from stream.core.ingest import ACCEPTED, DEAD_LETTERED, Ingest
 from stream.core.state import CustomerState, id_hash
 from stream.core.validation import Rejection

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from stream.core.deadletter import DeadLetter, Origin
 from stream.core.events import Stream
-from stream.core.features import DAY_MS, Effect, apply_fact, fact_of
+from stream.core.facts import Effect, apply_fact, fact_of
+from stream.core.features import DAY_MS
 from stream.core.state import NO_TIME, CustomerState, id_hash
 from stream.core.validation import AnyEvent, Limits, Rejection, Validator
 
@@ -113,7 +114,7 @@ class Ingest:
         offset: int,
     ) -> str:
         """`admit` of an event already reduced to its id's `stream.core.state.id_hash` and its
-        fact (``t, effect, amount``: `stream.core.features.fact_of`)."""
+        fact (``t, effect, amount``: `stream.core.facts.fact_of`)."""
         i = effect.stream
         if not state.admit_offset(i, partition, offset):
             return DUPLICATE

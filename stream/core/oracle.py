@@ -16,7 +16,8 @@ the same reference time, see `stream.core.state`) are the sums of their post-swi
 alone, and their first event after the switch is their first.
 
 >>> from stream.core.events import parse_event
->>> from stream.core.features import apply, vector
+>>> from stream.core.features import vector
+>>> from stream.core.facts import apply
 >>> def ev(i, day, kind):
 ...     return parse_event(f'{{"event_id":"{i}","customer_id":"c","type":"{kind}",'
 ...                        f'"ts":"2024-01-{day:02d}T10:00:00Z","channel":"web",'
@@ -41,7 +42,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stream.core.features import rebase, vector
+from stream.core.facts import rebase
+from stream.core.features import vector
 from stream.core.personas import LAPSED
 from stream.core.state import NO_TIME, CustomerState
 

@@ -95,7 +95,7 @@ class CustomerState:
     last_ts: int = NO_TIME
     last_purchase_ts: int = NO_TIME
     last_active_ts: int = NO_TIME
-    """The last event of the customer's own (`stream.core.features.Effect.own`)."""
+    """The last event of the customer's own (`stream.core.facts.Effect.own`)."""
     events: list[int] = field(default_factory=lambda: [0, 0, 0])
     duplicates: int = 0
     too_old: int = 0
@@ -107,7 +107,7 @@ class CustomerState:
     (a session or an order not prompted by a click: `stream.core.activity`) or anything else.
     Stored in the high half of the ring position's byte."""
     organic: bool = field(default=False, compare=False, repr=False)
-    """Whether the event applied last (`stream.core.features.apply_fact`) was an organic touch,
+    """Whether the event applied last (`stream.core.facts.apply_fact`) was an organic touch,
     for the caller to count; not stored."""
     recent_ids: list[int] = field(default_factory=lambda: [0] * RECENT_IDS)
     segment_id: int = 0  # 0: not assigned yet

@@ -10,7 +10,7 @@ import pytest
 
 from stream.config import Settings, make_segmentation_stage
 from stream.core.engine import Engine, Entry
-from stream.core.features import EFFECTS
+from stream.core.facts import EFFECTS
 from stream.core.ingest import Ingest
 from stream.core.render import render_outputs
 from stream.errors import ReplayError

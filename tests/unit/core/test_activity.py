@@ -15,7 +15,8 @@ from stream.core.assigner import Assigner
 from stream.core.collate import Collator, SampleReport
 from stream.core.engine import Engine
 from stream.core.events import Stream, parse_event
-from stream.core.features import DAY_MS, FEATURES, apply
+from stream.core.facts import apply
+from stream.core.features import DAY_MS, FEATURES
 from stream.core.ingest import Ingest, RawRecord
 from stream.core.segment_stage import SegmentationStage
 from stream.core.segmentation import Segmenter

@@ -21,18 +21,14 @@ from hypothesis import strategies as st
 from stream.core.engine import Engine
 from stream.core.events import STREAM_OF_TYPE, ClickEvent, PurchaseEvent, Stream, event_time_ms
 from stream.core.events import parse_event as parse
+from stream.core.facts import _CHANNEL, _CLICK_SUM, _EMAIL_SUM, _REBASE, EFFECTS, apply, fact_of
 from stream.core.features import (
-    _CHANNEL,
-    _CLICK_SUM,
-    _EMAIL_SUM,
-    _REBASE,
     _TAU7,
     _TAU30,
     BOUNCES,
     CH_WEB,
     DAY_MS,
     DISCOUNTED,
-    EFFECTS,
     EVENTS,
     FEATURES,
     H7,
@@ -49,8 +45,6 @@ from stream.core.features import (
     TAU_MS,
     UNSUBSCRIBES,
     WEEKEND,
-    apply,
-    fact_of,
     vector,
 )
 from stream.core.ingest import Ingest

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.events import STREAM_OF_TYPE, Stream, event_time_ms, parse_event
-from stream.core.features import FEATURES, NAMES, apply, as_dict, vector
+from stream.core.facts import apply
+from stream.core.features import FEATURES, NAMES, as_dict, vector
 from stream.core.state import CustomerState
 
 T = datetime(2024, 3, 20, 12, 0, tzinfo=UTC)  # a Wednesday, mid-day

@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter, field_validator, model_validator
 from stream.bench import _BAD
 from stream.core.engine import Engine
 from stream.core.events import event_time_ms
-from stream.core.features import fact_of, fact_of_fields
+from stream.core.facts import fact_of, fact_of_fields
 from stream.core.ingest import Ingest
 from stream.core.state import id_hash
 from stream.core.validation import Limits, Rejection, Validator, _as_typed_dicts

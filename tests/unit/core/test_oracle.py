@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from stream.core.events import parse_event
-from stream.core.features import DAY_MS, NAMES, apply, vector
+from stream.core.facts import apply
+from stream.core.features import DAY_MS, NAMES, vector
 from stream.core.oracle import SwitchOracle, active_switches
 from stream.core.outputs import rfc3339_ms
 from stream.core.state import CustomerState
@@ -42,7 +43,7 @@ def _close(a: list[float], b: list[float]) -> bool:
 
 def test_the_view_is_the_post_switch_history_even_after_the_sums_were_rebased() -> None:
     # 150 quiet days between the switch and the next event: the sums' reference time moves
-    # (`stream.core.features.rebase`), and the remembered sums must move with it
+    # (`stream.core.facts.rebase`), and the remembered sums must move with it
     history = [(0.0, "session_start", "web"), (3.0, "purchase", "store"), (9.5, "search", "web"),
                (160.0, "session_start", "app"), (161.0, "purchase", "app"),
                (170.0, "page_view", "app")]  # fmt: skip

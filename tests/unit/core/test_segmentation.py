@@ -330,7 +330,7 @@ def test_the_lapse_grace_sets_how_long_a_silence_must_be_before_a_lapse() -> Non
     import json
 
     from stream.core.events import parse_event
-    from stream.core.features import apply
+    from stream.core.facts import apply
     from stream.core.outputs import rfc3339_ms
     from stream.core.space import missed_touches, transform_many
 

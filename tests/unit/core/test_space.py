@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from stream.core.features import DAY_MS, NAMES, apply_fact, fact_of, vector
+from stream.core.facts import apply_fact, fact_of
+from stream.core.features import DAY_MS, NAMES, vector
 from stream.core.space import LEFT_OUT, PRIORS, transform, transform_many
 from stream.core.state import CustomerState
 
