@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from faust.streams import _current_event
+from faust.types import TP
 
 from stream.adapters import segments, tablestore
 from stream.core.deadletter import DeadLetter, Origin
@@ -114,6 +115,12 @@ async def process_events(svc: Service, events: Sequence[Any]) -> None:
     """Process one batch; never raises."""
     async with svc.lock:  # no model catch-up (`segments.catch_up`) in between
         await _process(svc, events)
+        processed = svc.processed
+        for e in events:
+            m = e.message
+            tp = TP(m.topic, m.partition)
+            if m.offset > processed.get(tp, -1):
+                processed[tp] = m.offset
 
 
 async def _process(svc: Service, events: Sequence[Any]) -> None:

@@ -173,6 +173,7 @@ class Aligner:
         self._next: dict[Any, int] = {}  # tp → the offset after the last one received
         self._stuck: float | None = None  # wall clock since which nothing could go
         self._released: int | None = None  # the newest event time let go
+        self._out: dict[Any, int] = {}  # tp → the offset of the newest record let go
         self._paused: set[Any] = set()
 
     def assign(self, tps: Iterable[Any]) -> None:
@@ -181,6 +182,7 @@ class Aligner:
         self._tps = set(tps)
         for tp in [tp for tp in self._queues if tp not in self._tps]:
             self.held -= len(self._queues.pop(tp))
+        self._out = {tp: offset for tp, offset in self._out.items() if tp in self._tps}
 
     def take(self, records: Mapping[Any, list[Any]]) -> list[tuple[Any, Any]]:
         """Hold ``records`` (topic partition → its records in offset order) and return those
@@ -247,12 +249,41 @@ class Aligner:
         """Drop everything held (partitions revoked: Faust seeks back to the committed offsets);
         return the partitions this aligner had paused, for the caller to resume."""
         paused, self._paused = self._paused, set()
-        for d in (self._queues, self._latest, self._next):
+        for d in (self._queues, self._latest, self._next, self._out):
             d.clear()
         self._tps = set()
         self._stuck = None
         self.held = 0
         return paused
+
+    def paced(self, processed: Mapping[Any, int]) -> dict[int, int]:
+        """Partitions whose next records all wait for the trainer, each with the event time it
+        may step its calendar to: partition → the pacer's horizon − 1 ms. ``processed``: topic
+        partition → the newest offset the worker has processed.
+
+        A partition qualifies when each of its topic partitions either holds records, all at or
+        past the horizon, or has nothing to read (none blocking, `_blocking`), and the worker has
+        processed every record released (none in flight): whatever it receives next is no
+        earlier than the records it holds, so releasing the earliest of them would pass every
+        day boundary before the horizon. Stepping its calendar instead sends the
+        partition's samples for those days (`stream.adapters.segments.step_paced`), which the
+        trainer may need before it can learn on and move the horizon: without them a partition
+        with a gap of days in its events held everyone at the horizon until
+        ``MICROSEG_PACE_MAX_WAIT_S`` ran out.
+        """
+        horizon = self.pacer.horizon() if self.pacer is not None else None
+        if horizon is None:
+            return {}
+        blocking = {tp.partition for tp in self._blocking()}
+        blocking |= {tp.partition for tp, offset in self._out.items()
+                     if processed.get(tp, -1) < offset}  # fmt: skip
+        heads: dict[int, int] = {}
+        for tp in self._tps:
+            q = self._queues.get(tp)
+            if q:
+                heads[tp.partition] = min(heads.get(tp.partition, q[0][0]), q[0][0])
+        return {p: horizon - 1 for p, t in sorted(heads.items())
+                if t >= horizon and p not in blocking}  # fmt: skip
 
     def _merge(self, out: list[tuple[Any, Any]], bounded: bool, horizon: int | None) -> int:
         """Move held records to ``out`` in event-time order (each partition's in its own
@@ -275,6 +306,7 @@ class Aligner:
             q = queues[i]
             t, record = q.popleft()
             out.append((tps[i], record))
+            self._out[tps[i]] = record.offset
             if self._released is None or t > self._released:
                 self._released = t
             n += 1

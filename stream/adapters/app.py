@@ -61,6 +61,19 @@ class Service:
     """Input partition → its newest event (the table's partition context for catch-up)."""
     aligner: Aligner | None = None
     """Releases the input topics' records in event-time order (`stream.adapters.align`)."""
+    processed: dict[Any, int] = field(default_factory=dict)
+    """Input topic partition → the newest offset the ingest agent has processed (what the aligner
+    released and is still in flight is not stepped past, `stream.adapters.segments.step_paced`)."""
+    progressed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the trainer reports progress: partitions whose next records waited for it may
+    step their calendars on at once (`stream.adapters.segments.step_paced`)."""
+
+    def trainer_progressed(self, learnt_until: int, complete: bool) -> None:
+        """The trainer's progress report (`ModelFeed.on_progress`): to the pacer, and the
+        partitions waiting for it may step on (`progressed`)."""
+        if self.aligner is not None and self.aligner.pacer is not None:
+            self.aligner.pacer.learnt_until(learnt_until, complete)
+        self.progressed.set()
 
     @property
     def segmenter(self) -> Any:
@@ -213,7 +226,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         if settings.pace_max_wait_s > 0:
             wide = (service.collator.max_lag_days + 2) * DAY_MS
             pacer = Pacer(2 * DAY_MS, wide, settings.pace_max_wait_s)
-            service.model_feed.on_progress = pacer.learnt_until
+            service.model_feed.on_progress = service.trainer_progressed
         service.aligner = align.install(
             app, frozenset(inputs.values()), settings.align_max_wait_s, pacer
         )

@@ -203,6 +203,12 @@ class Metrics:
             "without any (trainer down or far behind).",
             registry=r,
         )
+        self.paced_steps = Counter(
+            "microseg_input_paced_steps",
+            "Times a partition whose next input records all waited for the trainer stepped its "
+            "calendar to the pace horizon, sending the samples of the days it passed.",
+            registry=r,
+        )
         self.trainer_learnt_until = Gauge(
             "microseg_trainer_learnt_until_seconds",
             "Event time (Unix seconds) up to which the trainer has learnt every day, as it "

@@ -35,8 +35,14 @@ than the rest, to be dead-lettered, cannot hold everything back). Without this, 
 whose malformed records, dated today, followed valid events from 2024 waited ``max_wait_s`` for a
 trainer that had nothing left to learn.
 
-A partition that goes idle while the others are paced at the narrow lead stalls the trainer: the
-others cannot get far enough ahead for it to learn the next day without it. That is what
+A partition whose next records are days ahead passes no day boundary until they go, and they
+wait at the horizon: the trainer waited for its sample and everyone for the trainer. So when every
+next record of a partition waits at the horizon and the trainer waits for it, the worker steps the
+partition's calendar without them to the days its other partitions have reached, as a record there
+would (`stream.adapters.align.Aligner.paced`, `stream.adapters.segments.step_paced`). A partition that goes idle (nothing held, nothing to read)
+while the others are paced at the narrow lead still stalls the trainer: the others cannot get far
+enough ahead for it to learn the next day without it, and nothing says the idle partition will not
+receive an earlier record next. That is what
 ``max_wait_s`` resolves, as for a trainer that is down: after that much wall time without
 progress while records waited, pacing is suspended until the trainer reports progress again
 (``timeouts`` counts these, and each is logged); the day the trainer then learns without the

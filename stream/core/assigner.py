@@ -34,12 +34,12 @@ written back.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from stream.core.activity import DailyTouches
 from stream.core.collate import SampleReport
-from stream.core.features import vector
+from stream.core.features import DAY_MS, vector
 from stream.core.outputs import SegmentChange
 from stream.core.schedule import Schedule
 from stream.core.segmentation import Segmenter
@@ -111,6 +111,26 @@ class Assigner:
             sch.advance(t)
             return False
         return t >= sch.next_day
+
+    def laggards(self, limits: Mapping[int, int], learnt: int) -> dict[int, int]:
+        """Partitions behind the newest day boundary another has passed, that the trainer
+        waits for, each with the time to `step` it to: that boundary, or its limit if earlier.
+
+        ``limits``: the partitions that may step, each with the latest time it may step to;
+        ``learnt``: the newest day boundary the trainer has learnt. A partition it waits for has
+        passed every day learnt; one behind it (days were learnt without it) holds nobody back.
+        """
+        passed = [s.next_day - DAY_MS for s in self.schedules.values() if s.next_day is not None]
+        if not passed:
+            return {}
+        frontier = max(passed)
+        out = {}
+        for p, limit in sorted(limits.items()):
+            sch = self.schedules.get(p)
+            t = min(limit, frontier)
+            if sch is not None and sch.next_day is not None and learnt < sch.next_day <= t:
+                out[p] = t
+        return out
 
     def adopt(self, partition: int, customers: Iterable[tuple[str, CustomerState]]) -> None:
         """Build a partition's schedule from its stored customers (after an assignment)."""

@@ -20,6 +20,7 @@ early model, when the worker outran the trainer).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import pytest
 from stream.adapters.model_feed import MODEL_KEY
 from stream.core.collate import Collator, SampleReport
 from stream.core.evaluation import adjusted_rand
-from tests.integration.harness import metric_sum, read_topic, wait_for
+from tests.integration.harness import key_partition, metric_sum, read_topic, wait_for
 from tests.integration.test_cli import _cli
 from tests.integration.test_segmentation import (
     SEGMENTATION,
@@ -119,3 +120,84 @@ def test_a_backlog_is_consumed_in_event_time_order_as_offline(
     timeouts = metric_sum(m, "microseg_input_pace_timeouts_total")
     print(f"online vs offline final segments: ARI {ari:.3f}; pace timeouts {timeouts}")
     assert ari >= 0.9, (ari, timeouts, forced)
+
+
+QUIET = range(3, 13)
+"""Days on which partition 0's customers do nothing, in `test_a_partition_with_quiet_days_...`."""
+
+
+def _quiet_partition_backlog(path: Path, partitions: int, days: int = 20) -> tuple[int, int]:
+    """A backlog of ``days`` days, 10 customers a partition, visiting every day, except that
+    partition 0's are silent on `QUIET` days. Returns (events, start in ms)."""
+    start = 1_717_200_000_000  # 2024-06-01T00:00:00Z
+    by_partition: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    i = 0
+    while any(len(ids) < 10 for ids in by_partition.values()):
+        cid = f"quiet-{i:04d}"
+        ids = by_partition[key_partition(cid.encode(), partitions)]
+        if len(ids) < 10:
+            ids.append(cid)
+        i += 1
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for day in range(days):
+        for p, ids in by_partition.items():
+            if p == 0 and day in QUIET:
+                continue
+            for k, cid in enumerate(ids):
+                t = start + day * 86_400_000 + (9 * 60 + 47 * k) * 60_000
+                base = {"customer_id": cid, "channel": "web"}
+                rows.append((t, {**base, "type": "session_start"}))
+                rows.append((t + 60_000, {**base, "type": "page_view"}))
+                if (day + k) % 4 == 0:
+                    rows.append((t + 120_000, {**base, "type": "purchase", "order_id":
+                                               f"o-{cid}-{day}", "amount": 20.0 + k}))  # fmt: skip
+    rows.sort(key=lambda r: r[0])
+    with path.open("w") as fh:
+        for n, (t, ev) in enumerate(rows):
+            ts = datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z")
+            fh.write(json.dumps({"event_id": f"q-{n}", "ts": ts, **ev}) + "\n")
+    return len(rows), start
+
+
+def test_a_partition_with_quiet_days_does_not_stall_a_paced_backlog(
+    broker, names, spawn, worker_env, tmp_path: Path
+) -> None:
+    """Paced by the trainer's progress, the trainer learns a day once every partition has passed
+    it, and a partition passes a day with its next record, which the pacer holds back when it is
+    days ahead: everyone waited for ``MICROSEG_PACE_MAX_WAIT_S`` at each such gap (the demo's
+    sparse history froze twice a run). The worker now steps that partition's calendar to the
+    horizon without the record (`stream.adapters.segments.step_paced`)."""
+    path = tmp_path / "quiet.jsonl"
+    total, start = _quiet_partition_backlog(path, names.partitions)
+    env = {**worker_env, **SEGMENTATION}
+    result = _cli("replay", str(path), "--no-progress", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    # Waiting for the trainer at a gap would now outlast the test.
+    worker = spawn(**SEGMENTATION, MICROSEG_PACE_MAX_WAIT_S="900",
+                   MICROSEG_DATA_DIR=str(tmp_path / "w"))  # fmt: skip
+    worker.wait_ready()
+
+    def consumed() -> float:
+        return metric_sum(worker.metrics(), "microseg_events_total")
+
+    wait_for(lambda: consumed() >= total, 150, f"the worker to consume {total} events", 1.0)
+    m = worker.metrics()
+    assert metric_sum(m, "microseg_events_total", outcome="accepted") == total
+    assert metric_sum(m, "microseg_input_pace_timeouts_total") == 0
+    assert metric_sum(m, "microseg_input_paced_steps_total") >= 1
+    # Partition 0 sent its sample for every day, its quiet days included, in time for the
+    # trainer: no day was learnt without it.
+    records = read_topic(broker.bootstrap, names.topic("feature-samples"))
+    reports = [SampleReport.decode(r.value) for r in records]
+    days: dict[int, set[int]] = {}
+    for r in reports:
+        days.setdefault(r.partition, set()).add(r.day)
+    quiet_ends = {start + (d + 1) * 86_400_000 for d in QUIET}
+    assert quiet_ends <= days[0], sorted(quiet_ends - days[0])
+    assert days[0] >= {d for p in days for d in days[p] if d <= start + 18 * 86_400_000}
+    collator = Collator(names.partitions)
+    for r in reports:
+        collator.add(r)
+    assert collator.late == 0
+    learnt = metric_sum(worker.metrics(), "microseg_trainer_learnt_until_seconds")
+    assert learnt * 1000 >= start + 18 * 86_400_000, learnt

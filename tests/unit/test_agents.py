@@ -69,6 +69,7 @@ def _service() -> Any:
         settings=SimpleNamespace(topic_dead_letter="dead-letter", max_message_bytes=1 << 20),
         stream_of_topic={"clickstream": Stream.CLICKSTREAM},
         store=dict(STORE),
+        processed={},
     )
 
 
@@ -118,6 +119,9 @@ def test_a_failed_batch_is_retried_and_keeps_the_days_sample(
     assert sample("microseg_agent_errors_total", {"agent": "ingest"}) == 1.0
     assert sample("microseg_dead_letters_total",
                   {"stream": "clickstream", "reason": "processing_error"}) == 1.0  # fmt: skip
+    # Every record of the batch was handled, the failed one included: none is in flight
+    # (`Aligner.paced`).
+    assert svc.processed == {("clickstream", 0): 3}
 
 
 def test_without_the_rewind_the_retry_would_lose_the_day(monkeypatch: pytest.MonkeyPatch) -> None:

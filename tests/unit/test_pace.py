@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.align import Aligner
+from stream.adapters.align import Aligner, TopicPartition
 from stream.adapters.metrics import Metrics
 from stream.adapters.model_feed import PROGRESS_KEY, ModelFeed, progress_record, read_progress
 from stream.adapters.pace import Pacer
 from stream.adapters.segments import train
 from stream.core.collate import Collator, SampleReport
 from stream.core.trainer import Trainer
-from tests.unit.test_align import CLICK, MAIL, Clock, Consumer, Rec, order, rec
+from tests.unit.test_align import CLICK, CLICK1, MAIL, Clock, Consumer, Rec, order, rec
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -86,6 +86,33 @@ def test_a_gap_in_event_time_does_not_stall_the_worker() -> None:
     # Fetched later, records of that day go too (else the worker, now days ahead of what the
     # trainer has learnt, would wait for it).
     assert order(al.take({MAIL: [rec(0, 4 * 24 + 10)]})) == [("mail", 0)]
+
+
+def test_partitions_whose_next_records_wait_for_the_trainer_may_step_to_the_horizon() -> None:
+    # Partition 0 has nothing from 2024-01-02 to 01-05; partition 1 goes on. The trainer, at
+    # 01-01, needs both partitions past the end of 01-02 before it learns on; partition 0 can
+    # only get there by stepping its calendar without its next record (`step_paced`).
+    mail1 = TopicPartition("mail", 1)
+    c = Consumer({CLICK: 2, MAIL: 0, CLICK1: 3, mail1: 0})
+    al, pacer = paced(c, Clock())
+    al.assign({CLICK, MAIL, CLICK1, mail1})
+    done: dict[Any, int] = {}  # the newest offset processed by topic partition
+    assert al.paced(done) == {}  # the trainer has not reported: nothing is paced yet
+    pacer.learnt_until(T0, complete=True)  # horizon: 2024-01-03
+    out = al.take({CLICK: [rec(0, 5), rec(1, 5 * 24)], CLICK1: [rec(0, 6), rec(1, 30)]})
+    assert [(tp.partition, r.offset) for tp, r in out] == [(0, 0), (1, 0), (1, 1)]
+    assert al.paced(done) == {}  # what went may pass days itself: not before it is processed
+    done.update({CLICK: 0, CLICK1: 1})
+    assert al.paced(done) == {0: T0 + 2 * DAY - 1}  # partition 1 holds nothing: not paced
+    assert al.take({CLICK1: [rec(2, 50)]}) == []
+    assert al.paced(done) == {0: T0 + 2 * DAY - 1, 1: T0 + 2 * DAY - 1}
+    c.high[mail1] = 1  # an e-mail of partition 1 to read, not received: it might be earlier
+    assert al.paced(done) == {0: T0 + 2 * DAY - 1}
+    pacer.learnt_until(T0 + DAY, complete=True)  # both reported 01-02: horizon 01-04
+    assert al.paced(done) == {0: T0 + 3 * DAY - 1}
+    c.high[mail1] = 0
+    assert order(al.take({})) == [("click", 2)] and al.paced(done) == {0: T0 + 3 * DAY - 1}
+    assert Aligner(c).paced(done) == {}  # no pacer: nothing waits for the trainer
 
 
 def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:

@@ -185,6 +185,26 @@ def test_an_adopted_partition_keeps_its_day_clock_from_its_newest_event() -> Non
     assert not a.passes_day(1, 9 * DAY_MS + 5) and a.passes_day(1, 10 * DAY_MS)
 
 
+def test_laggards_are_partitions_behind_another_that_the_trainer_waits_for() -> None:
+    # The worker's partitions passed days up to 5 (partition 0), 3 (1), 4 (2) and 1 (3); the
+    # trainer has learnt up to day 2 (partition 3 is behind it: learnt without it).
+    a = Assigner(Segmenter(holdout_share=0.0), sample_rate=1.0)
+    for p, day in enumerate([5, 3, 4, 1]):
+        a.adopt(p, [])
+        a.passes_day(p, day * DAY_MS + 60_000)  # its first event starts its clock
+    assert [a.schedules[p].next_day for p in range(4)] == [6 * DAY_MS, 4 * DAY_MS, 5 * DAY_MS,
+                                                           2 * DAY_MS]  # fmt: skip
+    every = {p: 9 * DAY_MS for p in range(4)}  # each may go up to day 9 (its next records)
+    # Each one behind day 5 steps up to it; the one the trainer learnt without does not.
+    assert a.laggards(every, learnt=2 * DAY_MS) == {1: 5 * DAY_MS, 2: 5 * DAY_MS}
+    assert a.laggards({1: 4 * DAY_MS + 7}, learnt=2 * DAY_MS) == {1: 4 * DAY_MS + 7}  # its limit
+    assert a.laggards({1: 4 * DAY_MS - 1}, learnt=2 * DAY_MS) == {}  # no boundary before it
+    assert a.laggards(every, learnt=0) == {1: 5 * DAY_MS, 2: 5 * DAY_MS, 3: 5 * DAY_MS}
+    step = a.step(1, {}, 5 * DAY_MS, {}.get, emitted_at=0)  # as `step_paced` does
+    assert [r.day for r in step.reports] == [4 * DAY_MS, 5 * DAY_MS]
+    assert a.laggards(every, learnt=2 * DAY_MS) == {2: 5 * DAY_MS}
+
+
 def _view(i: int, customer: str, day: int, hour: float) -> bytes:
     ts = f"2025-01-{6 + day:02d}T{int(hour):02d}:{int(hour % 1 * 60):02d}:00.000Z"
     return json.dumps({"event_id": f"e{i}", "customer_id": customer, "type": "page_view",
