@@ -113,7 +113,7 @@ def register(svc: Service) -> None:
 
 async def process_events(svc: Service, events: Sequence[Any]) -> None:
     """Process one batch; never raises."""
-    async with svc.lock:  # no model catch-up (`segments.catch_up`) in between
+    async with svc.lock:  # no step between batches (`stream.adapters.catch_up`) meanwhile
         await _process(svc, events)
         processed = svc.processed
         for e in events:

@@ -266,7 +266,7 @@ class Aligner:
         processed every record released (none in flight): whatever it receives next is no
         earlier than the records it holds, so releasing the earliest of them would pass every
         day boundary before the horizon. Stepping its calendar instead sends the
-        partition's samples for those days (`stream.adapters.segments.step_paced`), which the
+        partition's samples for those days (`stream.adapters.catch_up.step_paced`), which the
         trainer may need before it can learn on and move the horizon: without them a partition
         with a gap of days in its events held everyone at the horizon until
         ``MICROSEG_PACE_MAX_WAIT_S`` ran out.

@@ -63,10 +63,10 @@ class Service:
     """Releases the input topics' records in event-time order (`stream.adapters.align`)."""
     processed: dict[Any, int] = field(default_factory=dict)
     """Input topic partition → the newest offset the ingest agent has processed (what the aligner
-    released and is still in flight is not stepped past, `stream.adapters.segments.step_paced`)."""
+    released and is still in flight is not stepped past, `stream.adapters.catch_up.step_paced`)."""
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the trainer reports progress: partitions whose next records waited for it may
-    step their calendars on at once (`stream.adapters.segments.step_paced`)."""
+    step their calendars on at once (`stream.adapters.catch_up.step_paced`)."""
 
     def trainer_progressed(self, learnt_until: int, complete: bool) -> None:
         """The trainer's progress report (`ModelFeed.on_progress`): to the pacer, and the
@@ -184,7 +184,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
     segment_events_topic = app.topic(settings.topic_segment_events, **raw)
     segment_model_topic = app.topic(settings.topic_segment_model, **raw)
     feature_samples_topic = app.topic(settings.topic_feature_samples, **raw)
-    from stream.adapters import agents, segments, web
+    from stream.adapters import agents, catch_up, segments, web
     from stream.adapters.census import ChangeFeed
     from stream.adapters.model_feed import ModelFeed
     from stream.adapters.outbox import Outbox
@@ -232,5 +232,6 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         )
     agents.register(service)
     segments.register(service)
+    catch_up.register(service)
     web.register(service)
     return service

@@ -39,11 +39,11 @@ A partition whose next records are days ahead passes no day boundary until they 
 wait at the horizon: the trainer waited for its sample and everyone for the trainer. So when every
 next record of a partition waits at the horizon and the trainer waits for it, the worker steps the
 partition's calendar without them to the days its other partitions have reached, as a record there
-would (`stream.adapters.align.Aligner.paced`, `stream.adapters.segments.step_paced`). A partition that goes idle (nothing held, nothing to read)
-while the others are paced at the narrow lead still stalls the trainer: the others cannot get far
-enough ahead for it to learn the next day without it, and nothing says the idle partition will not
-receive an earlier record next. That is what
-``max_wait_s`` resolves, as for a trainer that is down: after that much wall time without
+would (`stream.adapters.align.Aligner.paced`, `stream.adapters.catch_up.step_paced`). A
+partition that goes idle (nothing held, nothing to read) while the others are paced at the narrow
+lead still stalls the trainer: the others cannot get far enough ahead for it to learn the next day
+without it, and nothing says the idle partition will not receive an earlier record next. That is
+what ``max_wait_s`` resolves, as for a trainer that is down: after that much wall time without
 progress while records waited, pacing is suspended until the trainer reports progress again
 (``timeouts`` counts these, and each is logged); the day the trainer then learns without the
 idle partition is not ``complete``, so the wide lead holds until the partition reports again.

@@ -22,14 +22,13 @@ DESIGN.md "one model, many scorers":
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stream.adapters.model_feed import MODEL_KEY, PROGRESS_KEY, progress_record
-from stream.core.assigner import Loader, Step
+from stream.core.assigner import Step
 from stream.core.collate import SampleReport
 from stream.core.drift import Detection
 from stream.core.model import SegmentModel
@@ -40,10 +39,6 @@ if TYPE_CHECKING:
     from stream.adapters.app import Service
 
 log = logging.getLogger(__name__)
-
-CATCH_UP_INTERVAL_S = 2.0
-"""How often a worker checks for partitions a newer model has not reached yet, and for
-partitions whose next records wait for the trainer (`step_paced`)."""
 
 
 def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, CustomerState]]:
@@ -160,11 +155,12 @@ def _step(
         return load(customer_id, event)  # type: ignore[no-any-return]
 
     step = svc.assigner.step(partition, ups, watermark, load_here, emitted_at=emitted_at)
-    _queue_step(svc, step)
+    queue_step(svc, step)
     return step
 
 
-def _queue_step(svc: Service, step: Step) -> None:
+def queue_step(svc: Service, step: Step) -> None:
+    """Queue a step's segment changes and sample reports in ``svc.outbox``, and count them."""
     m = svc.metrics
     outbox = svc.outbox
     changes_topic = svc.settings.topic_segment_changes
@@ -206,23 +202,10 @@ def register(svc: Service) -> None:
 
     app.task(model_feed)
 
-    @app.timer(interval=CATCH_UP_INTERVAL_S)  # type: ignore[untyped-decorator]
-    async def model_catch_up() -> None:
-        await catch_up(svc)
-        await step_paced(svc)
-
     async def change_feed() -> None:
         await svc.change_feed.run()
 
     app.task(change_feed)
-
-    async def paced_steps() -> None:  # at each progress report, not only at the timer's tick
-        while True:
-            await svc.progressed.wait()
-            svc.progressed.clear()
-            await step_paced(svc)
-
-    app.task(paced_steps)
 
     async def release(sender: Any, revoked: Any, *, signal: Any = None, **kwargs: Any) -> None:
         inputs = set(svc.stream_of_topic)
@@ -233,79 +216,6 @@ def register(svc: Service) -> None:
                 svc.processed.pop(tp, None)
 
     app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
-
-
-async def catch_up(svc: Service) -> None:
-    """Apply a newer model to partitions that have had no events since it arrived: their
-    unassigned customers and members of dropped segments are re-scored now, not at their
-    partition's next event (`Assigner.catch_up`). Never raises."""
-    if not svc.assigner.stale():
-        return
-    async with svc.lock:
-        for partition in svc.assigner.stale():
-
-            def run(load: Loader, p: int = partition) -> Step:
-                return svc.assigner.catch_up(p, load, _now_ms())
-
-            await _step_between_batches(svc, partition, "model catch-up", run)
-
-
-async def step_paced(svc: Service) -> None:
-    """Step the calendars of the partitions whose next records wait for the trainer
-    (`stream.adapters.align.Aligner.paced`) and that the trainer waits for, up to the days the
-    worker's other partitions have reached (`stream.core.assigner.Assigner.laggards`): each day
-    boundary passed re-evaluates the partition's quiet customers and sends its sample for the
-    day, as a record there would. Never raises."""
-    aligner = svc.aligner
-    pacer = aligner.pacer if aligner is not None else None
-    if aligner is None or pacer is None or pacer.learnt is None:
-        return
-    if not aligner.paced(svc.processed):
-        return
-    async with svc.lock:  # (what the aligner holds may have gone meanwhile: asked again)
-        # Only up to the newest day another partition has passed: a gap in the events of the
-        # whole worker is crossed as before (`stream.adapters.pace.Pacer.gap`). Only partitions
-        # the trainer waits for: one it learnt days without would send those days' samples all
-        # at once (hundreds, in the demo's sparse history), and its next record sends them anyway.
-        steps = svc.assigner.laggards(aligner.paced(svc.processed), pacer.learnt)
-        for partition, t in steps.items():
-
-            def run(load: Loader, p: int = partition, t: int = t) -> Step:
-                return svc.assigner.step(p, {}, t, load, _now_ms())
-
-            if await _step_between_batches(svc, partition, "stepping to the days reached", run):
-                svc.metrics.paced_steps.inc()
-
-
-async def _step_between_batches(
-    svc: Service, partition: int, what: str, run: Callable[[Loader], Step]
-) -> bool:
-    """Run an `Assigner` step outside the ingest agent (``run(load)``, under ``svc.lock``),
-    reading the partition's stored states under its last event, and write and send what it
-    gives. Never raises: on failure the partition's calendar is released (the next batch
-    adopts it again from the store, which the step did not write). True if it ran."""
-    from stream.adapters.agents import load_state
-
-    event = svc.last_event.get(partition)
-    if event is None:  # no event of this worker's yet in the partition: nothing to read under
-        return False
-    try:
-        step = run(functools.partial(load_state, svc, event=event))
-        for cid, state in step.states.items():
-            svc.outbox.put(svc.customers, event.message.partition, cid.encode(), state.encode())
-        _queue_step(svc, step)
-        await svc.outbox.flush()
-    except Exception:
-        svc.outbox.discard()
-        svc.assigner.release(partition)
-        svc.metrics.agent_errors.labels("ingest").inc()
-        log.exception("%s failed in partition %d", what, partition)
-        return False
-    return True
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 async def erase(svc: Service, event: Any) -> None:
