@@ -92,7 +92,7 @@ class SegmentationStage:
         self._dirty: dict[str, CustomerState] = {}
         self._tick_end: int | None = None
         self.changes: list[bytes] = []
-        """Every segment change as its output line (`json_line`): a fifth of a change's size as a
+        """Every segment change as its output line (`json_line`): a seventh of a change's size as a
         model, and all that is written of it; `by_reason` and `moved` keep what the report needs."""
         self.by_reason: Counter[str] = Counter()
         self.moved: Counter[tuple[int, int]] = Counter()
