@@ -114,19 +114,23 @@ def register(svc: Service) -> None:
 async def process_events(svc: Service, events: Sequence[Any]) -> None:
     """Process one batch; never raises."""
     async with svc.lock:  # no step between batches (`stream.adapters.catch_up`) meanwhile
-        await _process(svc, events)
-        processed = svc.processed
-        for e in events:
-            m = e.message
-            tp = TP(m.topic, m.partition)
-            if m.offset > processed.get(tp, -1):
-                processed[tp] = m.offset
+        valid_ms = await _process(svc, events)
+        if svc.aligner is not None:  # what it let go is no longer in flight
+            offsets: dict[Any, int] = {}
+            for e in events:
+                m = e.message
+                tp = TP(m.topic, m.partition)
+                offsets[tp] = max(offsets.get(tp, -1), m.offset)
+            svc.aligner.processed(offsets, valid_ms)
+            svc.may_step.set()
 
 
-async def _process(svc: Service, events: Sequence[Any]) -> None:
+async def _process(svc: Service, events: Sequence[Any]) -> int | None:
+    """Apply a batch (one by one if it fails); return the newest time of its valid events."""
     started = time.perf_counter()
+    valid_ms = None
     try:
-        await _apply(svc, events, [to_record(svc, e) for e in events])
+        valid_ms = await _apply(svc, events, [to_record(svc, e) for e in events])
     except Exception:
         svc.outbox.discard()
         _rewind(svc, events)
@@ -134,7 +138,9 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
         log.exception("batch of %d records failed; retrying one by one", len(events))
         for event in events:
             try:
-                await _apply(svc, [event], [to_record(svc, event)])
+                t = await _apply(svc, [event], [to_record(svc, event)])
+                if t is not None and (valid_ms is None or t > valid_ms):
+                    valid_ms = t
             except Exception as exc:
                 svc.outbox.discard()
                 _rewind(svc, [event])
@@ -147,9 +153,10 @@ async def _process(svc: Service, events: Sequence[Any]) -> None:
                 await _dead_letter_failure(svc, event, exc)
     svc.metrics.batch_seconds.observe(time.perf_counter() - started)
     svc.metrics.batch_size.observe(len(events))
+    return valid_ms
 
 
-async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) -> None:
+async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) -> int | None:
     table = svc.customers
     by_key = {e.message.key: e for e in events}
     stored = read_batch(svc, by_key)  # the store is written only at the batch's end (flush)
@@ -184,6 +191,7 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
     now = time.time()
     for state in result.changed.values():
         svc.metrics.event_time_lag.observe(max(now - state.last_ts / 1000, 0.0))
+    return result.newest_ms
 
 
 def _rewind(svc: Service, events: Sequence[Any]) -> None:

@@ -172,8 +172,13 @@ class Aligner:
         self._latest: dict[Any, int] = {}  # tp → the newest event time received
         self._next: dict[Any, int] = {}  # tp → the offset after the last one received
         self._stuck: float | None = None  # wall clock since which nothing could go
-        self._released: int | None = None  # the newest event time let go
-        self._out: dict[Any, int] = {}  # tp → the offset of the newest record let go
+        # tp → (offset, event ms) of records let go and not yet processed, kept as a running
+        # maximum: each entry's time is above all later entries' (a later record with a later
+        # time replaces them), so the first entry has the newest time in flight, and the last
+        # entry is always the newest record let go.
+        self._flight: dict[Any, deque[tuple[int, int]]] = {}
+        self._done: dict[Any, int] = {}  # tp → the newest offset processed (`processed`)
+        self._valid: int | None = None  # the newest time of a valid event processed
         self._paused: set[Any] = set()
 
     def assign(self, tps: Iterable[Any]) -> None:
@@ -182,7 +187,9 @@ class Aligner:
         self._tps = set(tps)
         for tp in [tp for tp in self._queues if tp not in self._tps]:
             self.held -= len(self._queues.pop(tp))
-        self._out = {tp: offset for tp, offset in self._out.items() if tp in self._tps}
+        for d in (self._flight, self._done):
+            for tp in [tp for tp in d if tp not in self._tps]:
+                del d[tp]
 
     def take(self, records: Mapping[Any, list[Any]]) -> list[tuple[Any, Any]]:
         """Hold ``records`` (topic partition → its records in offset order) and return those
@@ -216,7 +223,8 @@ class Aligner:
         elif horizon is not None and (head := self._head()) >= horizon:
             self._stuck = None  # the next record waits for the trainer only
             assert pacer is not None
-            past = None if self._released is None else pacer.gap(self._released, head)
+            reached = self._reached()
+            past = None if reached is None else pacer.gap(reached, head)
             if past is not None and self._merge(out, bounded=True, horizon=past):
                 pacer.flowing()  # a gap in event time the trainer cannot cross without us
             elif pacer.waiting():  # the trainer made no progress for too long: go on without
@@ -249,17 +257,33 @@ class Aligner:
         """Drop everything held (partitions revoked: Faust seeks back to the committed offsets);
         return the partitions this aligner had paused, for the caller to resume."""
         paused, self._paused = self._paused, set()
-        for d in (self._queues, self._latest, self._next, self._out):
+        for d in (self._queues, self._latest, self._next, self._flight, self._done):
             d.clear()
         self._tps = set()
         self._stuck = None
         self.held = 0
         return paused
 
-    def paced(self, processed: Mapping[Any, int]) -> dict[int, int]:
+    def processed(self, offsets: Mapping[Any, int], valid_ms: int | None) -> None:
+        """The worker processed the records let go up to ``offsets`` (topic partition → the
+        newest offset processed, dead-lettered or not); ``valid_ms``: the newest time of a valid
+        event among them (None: none was valid).
+
+        Until they are processed, the records let go count at the time their ``"ts"`` says
+        (`event_ms`); then only the valid ones count (`_reached`). A record to be
+        dead-lettered that says it is far ahead no longer keeps `Pacer.gap` from seeing that
+        the trainer waits for the worker (the demo's malformed lines, dated 2024-05-01, go
+        before a history that starts in 2023: at ``MICROSEG_PACE_MAX_WAIT_S=30`` its view froze
+        for 30 s at the start)."""
+        for tp, offset in offsets.items():  # (a batch of partitions since revoked: ignored)
+            if tp in self._tps and offset > self._done.get(tp, -1):
+                self._done[tp] = offset
+        if valid_ms is not None and (self._valid is None or valid_ms > self._valid):
+            self._valid = valid_ms
+
+    def paced(self) -> dict[int, int]:
         """Partitions whose next records all wait for the trainer, each with the event time it
-        may step its calendar to: partition → the pacer's horizon − 1 ms. ``processed``: topic
-        partition → the newest offset the worker has processed.
+        may step its calendar to: partition → the pacer's horizon − 1 ms.
 
         A partition qualifies when each of its topic partitions either holds records, all at or
         past the horizon, or has nothing to read (none blocking, `_blocking`), and the worker has
@@ -275,8 +299,7 @@ class Aligner:
         if horizon is None:
             return {}
         blocking = {tp.partition for tp in self._blocking()}
-        blocking |= {tp.partition for tp, offset in self._out.items()
-                     if processed.get(tp, -1) < offset}  # fmt: skip
+        blocking |= {tp.partition for tp in self._tps if self._in_flight(tp)}
         heads: dict[int, int] = {}
         for tp in self._tps:
             q = self._queues.get(tp)
@@ -306,9 +329,10 @@ class Aligner:
             q = queues[i]
             t, record = q.popleft()
             out.append((tps[i], record))
-            self._out[tps[i]] = record.offset
-            if self._released is None or t > self._released:
-                self._released = t
+            flight = self._flight.setdefault(tps[i], deque())
+            while flight and flight[-1][1] <= t:
+                flight.pop()
+            flight.append((record.offset, t))
             n += 1
             if q:
                 heapq.heapreplace(heap, (q[0][0], i))
@@ -319,6 +343,26 @@ class Aligner:
                 limit = latest if limit is None else min(limit, latest)
         self.held -= n
         return n
+
+    def _in_flight(self, tp: Any) -> deque[tuple[int, int]] | None:
+        """The records of ``tp`` let go and not processed yet (`_flight`), if any."""
+        flight = self._flight.get(tp)
+        if not flight:
+            return None
+        done = self._done.get(tp, -1)
+        while flight and flight[0][0] <= done:
+            flight.popleft()
+        return flight or None
+
+    def _reached(self) -> int | None:
+        """How far in event time the worker got: the newest valid event processed, or a record
+        let go that is not processed yet, if later (None: nothing of either)."""
+        reached = self._valid
+        for tp in self._flight:
+            flight = self._in_flight(tp)
+            if flight is not None and (reached is None or flight[0][1] > reached):
+                reached = flight[0][1]
+        return reached
 
     def _head(self) -> int:
         """The earliest event time among the partitions' next held records."""

@@ -61,19 +61,18 @@ class Service:
     """Input partition → its newest event (the table's partition context for catch-up)."""
     aligner: Aligner | None = None
     """Releases the input topics' records in event-time order (`stream.adapters.align`)."""
-    processed: dict[Any, int] = field(default_factory=dict)
-    """Input topic partition → the newest offset the ingest agent has processed (what the aligner
-    released and is still in flight is not stepped past, `stream.adapters.catch_up.step_paced`)."""
-    progressed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when the trainer reports progress: partitions whose next records waited for it may
-    step their calendars on at once (`stream.adapters.catch_up.step_paced`)."""
+    may_step: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when partitions whose next records wait for the trainer may step their calendars on
+    (`stream.adapters.catch_up.step_paced`): the trainer reported progress, or an ingest batch
+    was processed (the last records let go may have been in it). Without it they stepped at the
+    catch-up timer's next tick only, and a paced sparse history went a day per tick."""
 
     def trainer_progressed(self, learnt_until: int, complete: bool) -> None:
         """The trainer's progress report (`ModelFeed.on_progress`): to the pacer, and the
-        partitions waiting for it may step on (`progressed`)."""
+        partitions waiting for it may step on (`may_step`)."""
         if self.aligner is not None and self.aligner.pacer is not None:
             self.aligner.pacer.learnt_until(learnt_until, complete)
-        self.progressed.set()
+        self.may_step.set()
 
     @property
     def segmenter(self) -> Any:

@@ -3,11 +3,11 @@
 * `catch_up`: a newer model reaches the partitions that have had no events since it arrived:
   their unassigned customers and members of dropped segments are re-scored now, not at their
   partition's next event.
-* `step_paced`: a partition whose next records wait for the trainer, and which the trainer waits
-  for, steps its calendar on without them (`stream.adapters.pace`).
+* `step_paced`: a partition whose next records wait for the trainer steps its calendar on without
+  them, to the days the worker's other partitions have reached (`stream.adapters.pace`).
 
 Both run on a timer (`CATCH_UP_INTERVAL_S`); the paced steps also at each of the trainer's
-progress reports (`Service.progressed`).
+progress reports and after each ingest batch (`Service.may_step`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def register(svc: Service) -> None:
         await catch_up(svc)
         await step_paced(svc)
 
-    async def paced_steps() -> None:  # at each progress report, not only at the timer's tick
+    async def paced_steps() -> None:  # as soon as they may, not only at the timer's tick
         while True:
-            await svc.progressed.wait()
-            svc.progressed.clear()
+            await svc.may_step.wait()
+            svc.may_step.clear()
             await step_paced(svc)
 
     app.task(paced_steps)
@@ -66,22 +66,17 @@ async def catch_up(svc: Service) -> None:
 
 async def step_paced(svc: Service) -> None:
     """Step the calendars of the partitions whose next records wait for the trainer
-    (`stream.adapters.align.Aligner.paced`) and that the trainer waits for, up to the days the
-    worker's other partitions have reached (`stream.core.assigner.Assigner.laggards`): each day
-    boundary passed re-evaluates the partition's quiet customers and sends its sample for the
-    day, as a record there would. Never raises."""
+    (`stream.adapters.align.Aligner.paced`) up to the days the worker's other partitions have
+    reached (`stream.core.assigner.Assigner.laggards`): each day boundary passed re-evaluates
+    the partition's quiet customers and sends its sample for the day, as a record there would.
+    Never raises."""
     aligner = svc.aligner
-    pacer = aligner.pacer if aligner is not None else None
-    if aligner is None or pacer is None or pacer.learnt is None:
-        return
-    if not aligner.paced(svc.processed):
+    if aligner is None or not aligner.paced():  # (nothing is paced before the pacer has a horizon)
         return
     async with svc.lock:  # (what the aligner holds may have gone meanwhile: asked again)
         # Only up to the newest day another partition has passed: a gap in the events of the
-        # whole worker is crossed as before (`stream.adapters.pace.Pacer.gap`). Only partitions
-        # the trainer waits for: one it learnt days without would send those days' samples all
-        # at once (hundreds, in the demo's sparse history), and its next record sends them anyway.
-        steps = svc.assigner.laggards(aligner.paced(svc.processed), pacer.learnt)
+        # whole worker is crossed as before (`stream.adapters.pace.Pacer.gap`).
+        steps = svc.assigner.laggards(aligner.paced())
         for partition, t in steps.items():
 
             def run(load: Loader, p: int = partition, t: int = t) -> Step:

@@ -37,10 +37,16 @@ trainer that had nothing left to learn.
 
 A partition whose next records are days ahead passes no day boundary until they go, and they
 wait at the horizon: the trainer waited for its sample and everyone for the trainer. So when every
-next record of a partition waits at the horizon and the trainer waits for it, the worker steps the
-partition's calendar without them to the days its other partitions have reached, as a record there
-would (`stream.adapters.align.Aligner.paced`, `stream.adapters.catch_up.step_paced`). A
-partition that goes idle (nothing held, nothing to read) while the others are paced at the narrow
+next record of a partition waits at the horizon, the worker steps the partition's calendar
+without them to the days its other partitions have reached, as a record there would
+(`stream.adapters.align.Aligner.paced`, `stream.adapters.catch_up.step_paced`); a partition the
+trainer learnt days without too, since the collator waits for it again at the next day. For the
+collator to know a partition at all, the partition's first event reports the day boundary before
+it, with no samples (`stream.core.assigner.Assigner.step`); and a record to be dead-lettered
+counts for how far the worker got only until it is processed (`Aligner.processed`). The demo's
+sparse history ran into all three at its start: its view froze for 30 s at the default
+``max_wait_s`` (2026-12-07, before: one pace timeout and 5,115 samples the trainer got after their
+day; after: none and 781). A partition that goes idle (nothing held, nothing to read) while the others are paced at the narrow
 lead still stalls the trainer: the others cannot get far enough ahead for it to learn the next day
 without it, and nothing says the idle partition will not receive an earlier record next. That is
 what ``max_wait_s`` resolves, as for a trainer that is down: after that much wall time without

@@ -213,7 +213,6 @@ def register(svc: Service) -> None:
             if tp.topic in inputs:
                 svc.assigner.release(tp.partition)
                 svc.last_event.pop(tp.partition, None)
-                svc.processed.pop(tp, None)
 
     app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
 

@@ -102,23 +102,24 @@ class Assigner:
 
     def passes_day(self, partition: int, t: int) -> bool:
         """Whether an event at ``t`` passes a day boundary the partition has not passed yet (the
-        day's sample is due before that event is applied: `step` the partition first). A
-        partition without a day clock yet starts it at ``t`` (its first event, as offline)."""
+        day's sample is due before that event is applied: `step` the partition first). So does
+        the first event of a partition without a day clock yet: the step starts the clock at
+        ``t`` (as offline) and reports the boundary before ``t`` as passed, with no samples."""
         sch = self.schedules.get(partition)
         if sch is None:
             return False
-        if sch.next_day is None:
-            sch.advance(t)
-            return False
-        return t >= sch.next_day
+        return sch.next_day is None or t >= sch.next_day
 
-    def laggards(self, limits: Mapping[int, int], learnt: int) -> dict[int, int]:
-        """Partitions behind the newest day boundary another has passed, that the trainer
-        waits for, each with the time to `step` it to: that boundary, or its limit if earlier.
+    def laggards(self, limits: Mapping[int, int]) -> dict[int, int]:
+        """Partitions behind the newest day boundary another has passed, each with the time to
+        `step` it to: that boundary, or its limit if earlier.
 
-        ``limits``: the partitions that may step, each with the latest time it may step to;
-        ``learnt``: the newest day boundary the trainer has learnt. A partition it waits for has
-        passed every day learnt; one behind it (days were learnt without it) holds nobody back.
+        ``limits``: the partitions that may step, each with the latest time it may step to. The
+        trainer's collator waits for every partition to pass a day (or for one to be days ahead
+        of it), so each one behind holds the trainer back, one that days were learnt without
+        too: it fell behind when the collator let a day go without it, and then waited for it
+        again at the next (the demo stalled there at its start until
+        ``MICROSEG_PACE_MAX_WAIT_S`` ran out).
         """
         passed = [s.next_day - DAY_MS for s in self.schedules.values() if s.next_day is not None]
         if not passed:
@@ -128,7 +129,7 @@ class Assigner:
         for p, limit in sorted(limits.items()):
             sch = self.schedules.get(p)
             t = min(limit, frontier)
-            if sch is not None and sch.next_day is not None and learnt < sch.next_day <= t:
+            if sch is not None and sch.next_day is not None and sch.next_day <= t:
                 out[p] = t
         return out
 
@@ -210,6 +211,11 @@ class Assigner:
         self._reassess(partition, out, load, score, watermark, skip=updated)
         if model is not None:
             score([(cid, s, s.last_ts) for cid, s in updated.items()])
+        if sch.next_day is None:  # the partition's first event ever: its day clock starts
+            # The trainer's collator waits for every partition to pass a day (or for one to be
+            # days ahead): now it knows this one is there, and past the days before.
+            sch.advance(watermark)
+            out.reports.append(SampleReport(partition, watermark - watermark % DAY_MS))
         days = sch.advance(watermark)
         for day in days:
             idle = sch.idle(day, lambda c: out.states.get(c) or load(c))

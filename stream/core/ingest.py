@@ -62,6 +62,9 @@ class BatchResult:
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     changed: dict[str, CustomerState] = field(default_factory=dict)
+    newest_ms: int | None = None
+    """The newest event time among the valid events (applied or not): how far in event time the
+    batch took its partitions; None if it had none."""
 
 
 class Ingest:
@@ -172,6 +175,8 @@ class Ingest:
                 continue
             cid = result.customer_id
             t, effect, amount = fact_of(result)
+            if out.newest_ms is None or t > out.newest_ms:
+                out.newest_ms = t
             if before is not None:
                 before(rec.partition, t, changed)
             state = changed.get(cid)

@@ -69,12 +69,23 @@ def _service() -> Any:
         settings=SimpleNamespace(topic_dead_letter="dead-letter", max_message_bytes=1 << 20),
         stream_of_topic={"clickstream": Stream.CLICKSTREAM},
         store=dict(STORE),
-        processed={},
+        aligner=_Aligner(),
+        may_step=asyncio.Event(),
     )
 
 
+class _Aligner:
+    """Records what the ingest agent tells the aligner it processed."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[Any, int], int | None]] = []
+
+    def processed(self, offsets: dict[Any, int], valid_ms: int | None) -> None:
+        self.calls.append((offsets, valid_ms))
+
+
 def _fake_apply(fail_batches: bool) -> Any:
-    async def apply(svc: Any, events: list[Any], records: list[Any]) -> None:
+    async def apply(svc: Any, events: list[Any], records: list[Any]) -> int | None:
         for event in events:
             t, poison = json.loads(event.message.value).values()
             partition = event.message.partition
@@ -89,9 +100,12 @@ def _fake_apply(fail_batches: bool) -> Any:
         if fail_batches and len(events) > 1:
             raise RuntimeError("the batch failed after its day step")
         await svc.outbox.flush()
+        times = []
         for event in events:  # the store is written at the end of a batch that succeeded
             t, _ = json.loads(event.message.value).values()
             svc.store[event.message.key.decode()] = CustomerState(last_ts=t, first_ts=0, t0=0)
+            times.append(t)
+        return max(times)  # the newest valid event's time
 
     return apply
 
@@ -121,7 +135,9 @@ def test_a_failed_batch_is_retried_and_keeps_the_days_sample(
                   {"stream": "clickstream", "reason": "processing_error"}) == 1.0  # fmt: skip
     # Every record of the batch was handled, the failed one included: none is in flight
     # (`Aligner.paced`).
-    assert svc.processed == {("clickstream", 0): 3}
+    # (the newest valid time from the records retried one by one: the failed one's is not valid)
+    assert svc.aligner.calls == [({("clickstream", 0): 3}, after_midnight + 120_000)]
+    assert svc.may_step.is_set()  # partitions may step on now (`step_paced`)
 
 
 def test_without_the_rewind_the_retry_would_lose_the_day(monkeypatch: pytest.MonkeyPatch) -> None:

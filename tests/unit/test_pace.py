@@ -96,23 +96,47 @@ def test_partitions_whose_next_records_wait_for_the_trainer_may_step_to_the_hori
     c = Consumer({CLICK: 2, MAIL: 0, CLICK1: 3, mail1: 0})
     al, pacer = paced(c, Clock())
     al.assign({CLICK, MAIL, CLICK1, mail1})
-    done: dict[Any, int] = {}  # the newest offset processed by topic partition
-    assert al.paced(done) == {}  # the trainer has not reported: nothing is paced yet
+    assert al.paced() == {}  # the trainer has not reported: nothing is paced yet
     pacer.learnt_until(T0, complete=True)  # horizon: 2024-01-03
     out = al.take({CLICK: [rec(0, 5), rec(1, 5 * 24)], CLICK1: [rec(0, 6), rec(1, 30)]})
     assert [(tp.partition, r.offset) for tp, r in out] == [(0, 0), (1, 0), (1, 1)]
-    assert al.paced(done) == {}  # what went may pass days itself: not before it is processed
-    done.update({CLICK: 0, CLICK1: 1})
-    assert al.paced(done) == {0: T0 + 2 * DAY - 1}  # partition 1 holds nothing: not paced
+    assert al.paced() == {}  # what went may pass days itself: not before it is processed
+    al.processed({CLICK: 0, CLICK1: 0}, valid_ms=T0 + 6 * HOUR)
+    assert al.paced() == {0: T0 + 2 * DAY - 1}  # partition 1 holds nothing: not paced
     assert al.take({CLICK1: [rec(2, 50)]}) == []
-    assert al.paced(done) == {0: T0 + 2 * DAY - 1, 1: T0 + 2 * DAY - 1}
+    assert al.paced() == {0: T0 + 2 * DAY - 1}  # its record of hour 30 is still in flight
+    al.processed({CLICK1: 1}, valid_ms=T0 + 30 * HOUR)
+    assert al.paced() == {0: T0 + 2 * DAY - 1, 1: T0 + 2 * DAY - 1}
     c.high[mail1] = 1  # an e-mail of partition 1 to read, not received: it might be earlier
-    assert al.paced(done) == {0: T0 + 2 * DAY - 1}
+    assert al.paced() == {0: T0 + 2 * DAY - 1}
     pacer.learnt_until(T0 + DAY, complete=True)  # both reported 01-02: horizon 01-04
-    assert al.paced(done) == {0: T0 + 3 * DAY - 1}
+    assert al.paced() == {0: T0 + 3 * DAY - 1}
     c.high[mail1] = 0
-    assert order(al.take({})) == [("click", 2)] and al.paced(done) == {0: T0 + 3 * DAY - 1}
-    assert Aligner(c).paced(done) == {}  # no pacer: nothing waits for the trainer
+    assert order(al.take({})) == [("click", 2)] and al.paced() == {0: T0 + 3 * DAY - 1}
+    assert Aligner(c).paced() == {}  # no pacer: nothing waits for the trainer
+
+
+@pytest.mark.parametrize("valid", [False, True])
+def test_a_record_far_ahead_that_is_dead_lettered_does_not_hide_a_gap(valid: bool) -> None:
+    # The trainer learnt 2024-01-01 and waits for the end of 01-02 from us; our next click is on
+    # 01-06. An e-mail record dated 01-03 went first; until it is processed it may pass 01-02
+    # itself, so the worker waits. Dead-lettered, it passed nothing: the gap is ours to cross.
+    # Had it been valid, the trainer would learn on from the sample it sent.
+    clock = Clock()
+    al, pacer = paced(Consumer({CLICK: 2, MAIL: 1}), clock)
+    pacer.learnt_until(T0 + DAY, complete=True)  # horizon: 01-04
+    ahead = Rec(0, b'{"ts":"2024-01-03T12:00:00Z","type":"x"}')
+    out = al.take({CLICK: [rec(0, 29), rec(1, 5 * 24 + 2)], MAIL: [ahead]})
+    assert order(out) == [("click", 0), ("mail", 0)]
+    assert al.take({}) == []  # in flight: it counts at its "ts"
+    al.processed({CLICK: 0}, valid_ms=T0 + 29 * HOUR)
+    assert al.take({}) == []
+    al.processed({MAIL: 0}, valid_ms=T0 + 60 * HOUR if valid else None)
+    if valid:
+        assert al.take({}) == [] and al.held == 1
+    else:
+        assert order(al.take({})) == [("click", 1)]  # through the next record's day
+    assert pacer.timeouts == 0 and clock.now == 0.0
 
 
 def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:

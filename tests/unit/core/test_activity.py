@@ -254,7 +254,9 @@ def test_a_touch_that_comes_after_its_days_report_is_counted_late() -> None:
     assigner = Assigner(Segmenter(holdout_share=0.0), sample_rate=0.0)
     assigner.adopt(0, [])
     veteran = CustomerState(first_ts=T0 - 40 * DAY_MS, organic=True)
-    assert not assigner.passes_day(0, T0 + HOUR)  # the partition's day clock starts
+    assert assigner.passes_day(0, T0 + HOUR)  # the partition's first event: its clock starts
+    opened = assigner.step(0, {}, T0 + HOUR, {}.get, 0)
+    assert [(r.day, r.touches) for r in opened.reports] == [(T0, None)]  # the boundary before
     assigner.touched(0, T0 + HOUR, veteran)  # counting starts (a partial day)
     assigner.touched(0, T0 + DAY_MS + HOUR, veteran)
     step = assigner.step(0, {}, T0 + 2 * DAY_MS + HOUR, {}.get, 0)

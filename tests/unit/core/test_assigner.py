@@ -181,28 +181,36 @@ def test_an_adopted_partition_keeps_its_day_clock_from_its_newest_event() -> Non
     assert a.passes_day(0, 4 * DAY_MS + 1_800_000), "the first event after midnight passes it"
     step = a.step(0, {}, 4 * DAY_MS + 1_800_000, store.get, emitted_at=0)
     assert [(r.day, len(r.samples)) for r in step.reports] == [(4 * DAY_MS, 1)]
-    a.adopt(1, [])  # a partition without customers starts its clock at its first event
-    assert not a.passes_day(1, 9 * DAY_MS + 5) and a.passes_day(1, 10 * DAY_MS)
+    a.adopt(1, [])  # a partition without customers starts its clock at its first event ...
+    assert a.passes_day(1, 9 * DAY_MS + 5)
+    opened = a.step(1, {}, 9 * DAY_MS + 5, store.get, emitted_at=0)
+    # ... and reports the boundary before it passed, with no sample: the trainer's collator,
+    # which waits for every partition to pass a day, then knows it is there.
+    assert [(r.partition, r.day, r.samples, r.touches) for r in opened.reports] == [
+        (1, 9 * DAY_MS, [], None)]  # fmt: skip
+    assert not a.passes_day(1, 10 * DAY_MS - 1) and a.passes_day(1, 10 * DAY_MS)
+    assert [r.day for r in a.step(1, {}, 10 * DAY_MS, store.get, emitted_at=0).reports] == [
+        10 * DAY_MS]  # fmt: skip
 
 
-def test_laggards_are_partitions_behind_another_that_the_trainer_waits_for() -> None:
-    # The worker's partitions passed days up to 5 (partition 0), 3 (1), 4 (2) and 1 (3); the
-    # trainer has learnt up to day 2 (partition 3 is behind it: learnt without it).
+def test_laggards_are_partitions_behind_another() -> None:
+    # The worker's partitions passed days up to 5 (partition 0), 3 (1), 4 (2) and 1 (3).
     a = Assigner(Segmenter(holdout_share=0.0), sample_rate=1.0)
     for p, day in enumerate([5, 3, 4, 1]):
         a.adopt(p, [])
-        a.passes_day(p, day * DAY_MS + 60_000)  # its first event starts its clock
+        a.step(p, {}, day * DAY_MS + 60_000, {}.get, emitted_at=0)  # its first event: the clock
     assert [a.schedules[p].next_day for p in range(4)] == [6 * DAY_MS, 4 * DAY_MS, 5 * DAY_MS,
                                                            2 * DAY_MS]  # fmt: skip
     every = {p: 9 * DAY_MS for p in range(4)}  # each may go up to day 9 (its next records)
-    # Each one behind day 5 steps up to it; the one the trainer learnt without does not.
-    assert a.laggards(every, learnt=2 * DAY_MS) == {1: 5 * DAY_MS, 2: 5 * DAY_MS}
-    assert a.laggards({1: 4 * DAY_MS + 7}, learnt=2 * DAY_MS) == {1: 4 * DAY_MS + 7}  # its limit
-    assert a.laggards({1: 4 * DAY_MS - 1}, learnt=2 * DAY_MS) == {}  # no boundary before it
-    assert a.laggards(every, learnt=0) == {1: 5 * DAY_MS, 2: 5 * DAY_MS, 3: 5 * DAY_MS}
+    # Each one behind day 5 steps up to it, partition 3 too, though the trainer may have learnt
+    # days 2 to 4 without it: its collator waits for it again at the next day.
+    assert a.laggards(every) == {1: 5 * DAY_MS, 2: 5 * DAY_MS, 3: 5 * DAY_MS}
+    assert a.laggards({1: 4 * DAY_MS + 7}) == {1: 4 * DAY_MS + 7}  # its limit
+    assert a.laggards({1: 4 * DAY_MS - 1}) == {}  # no boundary before it
     step = a.step(1, {}, 5 * DAY_MS, {}.get, emitted_at=0)  # as `step_paced` does
     assert [r.day for r in step.reports] == [4 * DAY_MS, 5 * DAY_MS]
-    assert a.laggards(every, learnt=2 * DAY_MS) == {2: 5 * DAY_MS}
+    assert a.laggards(every) == {2: 5 * DAY_MS, 3: 5 * DAY_MS}
+    assert a.laggards({0: 9 * DAY_MS}) == {}  # the one ahead
 
 
 def _view(i: int, customer: str, day: int, hour: float) -> bytes:

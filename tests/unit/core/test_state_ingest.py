@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.core import state as state_module
-from stream.core.events import Stream
+from stream.core.events import Stream, event_time_ms
 from stream.core.ingest import Ingest, RawRecord
 from stream.core.state import (
     N_SUMS,
@@ -20,7 +21,7 @@ from stream.core.state import (
     StateDecodeError,
     encoded_size,
 )
-from tests.factories import valid_event
+from tests.factories import BASE, valid_event
 
 
 def test_redelivered_offset_is_skipped_and_counted() -> None:
@@ -135,6 +136,8 @@ def test_ingest_writes_each_customer_once_per_batch_and_skips_redeliveries() -> 
     assert not again.applied
     assert sum(n for (_, _, outcome), n in again.counts.items() if outcome == "duplicate") == 5
     assert sum(st.duplicates for st in again.changed.values()) == 5
+    # How far the batch took its partitions counts the valid events applied or not.
+    assert again.newest_ms == out.newest_ms == event_time_ms(BASE + timedelta(minutes=8))
 
 
 def test_ingest_dead_letters_with_origin_and_keeps_going() -> None:
@@ -148,3 +151,13 @@ def test_ingest_dead_letters_with_origin_and_keeps_going() -> None:
     assert dl.source.timestamp_ms == 1_700_000_000_000
     assert dl.original_value() == b"\x00garbage"
     assert out.rejected == {("email", "not_json"): 1}
+
+
+def test_an_invalid_event_does_not_move_how_far_the_batch_went() -> None:
+    # A record the aligner reads as years ahead (its "ts"), to be dead-lettered.
+    ahead = json.dumps({"event_id": "x", "type": "page_view", "ts": "2031-01-01T00:00:00Z"})
+    bad = RawRecord("clickstream", Stream.CLICKSTREAM, 0, 1, None, b"c1", ahead.encode())
+    out = Ingest().process([_rec(0, "c1", "clickstream", 0), bad], {}.get)
+    assert len(out.dead_letters) == 1
+    assert out.newest_ms == event_time_ms(BASE)
+    assert Ingest().process([bad], {}.get).newest_ms is None
