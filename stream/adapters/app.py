@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from stream.adapters import commit, topics
+from stream.adapters import commit, fetch, topics
 from stream.adapters.metrics import Metrics
 from stream.config import Settings, make_assigner, make_collator, make_trainer
 from stream.core.assigner import Assigner
@@ -161,6 +161,8 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         from stream.adapters import tansu_compat
 
         tansu_compat.apply(app)
+    else:
+        fetch.apply(app)
     deliveries = commit.install(app)
     inputs = settings.input_topics
     stream_of_topic = {inputs[s.value]: s for s in Stream}

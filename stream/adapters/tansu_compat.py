@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from faust.transport.drivers import aiokafka as fa
 
+from stream.adapters import fetch
+
 FETCH_MAX_WAIT_MS = 20
 
 
@@ -102,14 +104,14 @@ class TansuConsumerThread(fa.AIOKafkaConsumerThread):
         return await true_end_offsets(bootstrap, list(partitions))
 
 
-class TansuConsumer(fa.Consumer):
-    """Consumer using `TansuConsumerThread`."""
+class TansuConsumer(fetch.AlignedConsumer):
+    """The worker's consumer (`stream.adapters.fetch`) using `TansuConsumerThread`."""
 
     def _new_consumer_thread(self) -> Any:
         return TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class TansuTransport(fa.Transport):
+class TansuTransport(fetch.AlignedTransport):
     """Transport whose consumer is `TansuConsumer`."""
 
     Consumer = TansuConsumer
@@ -117,7 +119,4 @@ class TansuTransport(fa.Transport):
 
 def apply(app: faust.App) -> faust.App:
     """Make ``app`` use the Tansu consumer; call right after ``faust.App(...)``."""
-    if app._transport is not None:
-        raise RuntimeError("tansu_compat.apply() must run before anything uses app.transport")
-    app._new_transport = lambda: TansuTransport(app.conf.broker_consumer, app)  # type: ignore[method-assign]
-    return app
+    return fetch.apply(app, TansuTransport)
