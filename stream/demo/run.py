@@ -45,26 +45,22 @@ from stream.demo.state import DemoState
 from stream.demo.view import live_view, render_summary, status_line, summary, urls
 from stream.errors import MicrosegError
 
-DEMO_PACE_MAX_WAIT_S = "5"
-"""The demo worker's `MICROSEG_PACE_MAX_WAIT_S` unless set (the service's default is 30). The
-bundled history is two years of sparse events, compressed into ~40 s: a partition often has
-nothing in the days the trainer waits for it to pass, and at the default the demo froze for
-30 s twice a run (the trainer had learnt everything the worker's records let it learn; the
-worker waited for it anyway, see `stream.adapters.pace`)."""
-
 
 def worker_environ(
     environ: Mapping[str, str], bootstrap: list[str], port: int, data_dir: Path, embedded: bool
 ) -> dict[str, str]:
     """The demo worker's environment: ours, with its broker, web port and data directory (unless
-    ``MICROSEG_DATA_DIR`` is set), and `DEMO_PACE_MAX_WAIT_S` unless the pace is set.
+    ``MICROSEG_DATA_DIR`` is set). The rest is the service's defaults, or what ``environ`` sets.
+
+    (The demo used to set ``MICROSEG_PACE_MAX_WAIT_S=5``: at the default 30 its view froze for
+    30 s at the start of its sparse history, and twice before that, while the worker waited for a
+    trainer that waited for the worker. Those waits are gone: see `stream.adapters.pace`.)
 
     >>> env = worker_environ({"MICROSEG_SEED": "7"}, ["h:1"], 6066, Path("/d"), embedded=True)
-    >>> env["MICROSEG_BROKER"], env["MICROSEG_BROKER_KIND"], env["MICROSEG_PACE_MAX_WAIT_S"]
-    ('h:1', 'tansu', '5')
-    >>> worker_environ({"MICROSEG_PACE_MAX_WAIT_S": "30"}, ["h:1"], 1, Path("/d"), False)[
-    ...     "MICROSEG_PACE_MAX_WAIT_S"]
-    '30'
+    >>> env["MICROSEG_BROKER"], env["MICROSEG_BROKER_KIND"], env["MICROSEG_SEED"]
+    ('h:1', 'tansu', '7')
+    >>> "MICROSEG_PACE_MAX_WAIT_S" in env
+    False
     """
     env = {
         **environ,
@@ -74,7 +70,6 @@ def worker_environ(
     }
     if embedded:
         env["MICROSEG_BROKER_KIND"] = "tansu"
-    env.setdefault("MICROSEG_PACE_MAX_WAIT_S", DEMO_PACE_MAX_WAIT_S)
     return env
 
 
