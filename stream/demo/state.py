@@ -68,6 +68,8 @@ class Snapshot:
     model_version: float
     segment_sizes: dict[str, float]
     changes_by_reason: dict[str, float]
+    pace_timeouts: float = 0.0
+    """Times the worker gave up waiting for the trainer (`stream.adapters.pace`)."""
 
     @classmethod
     def of(cls, metrics: Metrics, at: float) -> Snapshot:
@@ -81,6 +83,7 @@ class Snapshot:
             model_version=metric_sum(metrics, "microseg_model_version"),
             segment_sizes=metric_by(metrics, "microseg_segment_customers", "segment"),
             changes_by_reason=metric_by(metrics, "microseg_segment_changes_total", "reason"),
+            pace_timeouts=metric_sum(metrics, "microseg_input_pace_timeouts_total"),
         )
 
 

@@ -236,6 +236,7 @@ def summary(state: DemoState, snap: Snapshot, wall_s: float) -> dict[str, Any]:
         "changes_by_reason": {k: int(v) for k, v in sorted(snap.changes_by_reason.items())},
         "changes_consumed": state.feed.change_count,
         "segment_events": dict(sorted(state.feed.event_kinds.items())),
+        "pace_timeouts": int(snap.pace_timeouts),
         "wall_time_s": round(wall_s, 1),
     }
 
@@ -281,5 +282,8 @@ def render_summary(s: dict[str, Any]) -> str:
     )
     kinds = ", ".join(f"{k} {v}" for k, v in s["segment_events"].items())
     out.append("segment events: " + (kinds or "none"))
+    if s.get("pace_timeouts"):
+        out.append(f"the worker gave up waiting for the trainer {s['pace_timeouts']} times "
+                   "(MICROSEG_PACE_MAX_WAIT_S; see the worker's log)")  # fmt: skip
     out.append(f"wall time: {s['wall_time_s']:.0f} s")
     return "\n".join(out)

@@ -165,8 +165,9 @@ def test_a_partition_with_quiet_days_does_not_stall_a_paced_backlog(
     """Paced by the trainer's progress, the trainer learns a day once every partition has passed
     it, and a partition passes a day with its next record, which the pacer holds back when it is
     days ahead: everyone waited for ``MICROSEG_PACE_MAX_WAIT_S`` at each such gap (the demo's
-    sparse history froze twice a run). The worker now steps that partition's calendar to the
-    horizon without the record (`stream.adapters.catch_up.step_paced`)."""
+    sparse history froze twice a run). The worker now steps that partition's calendar without
+    the record, to the days its other partitions have reached
+    (`stream.adapters.catch_up.step_paced`)."""
     path = tmp_path / "quiet.jsonl"
     total, start = _quiet_partition_backlog(path, names.partitions)
     env = {**worker_env, **SEGMENTATION}

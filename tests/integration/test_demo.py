@@ -84,6 +84,9 @@ def test_demo_reports_segments_and_changes_that_add_up(
     first = {json.loads(r.value)["customer_id"] for r in changes}
     assert s["changes_by_reason"]["new_customer"] == len(first) == s["customers_assigned"]
     assert 1 <= s["segment_events"].get("model_published", 0) <= s["model_version"]
+    # Paced through two years of sparse history, the worker never waited for a trainer that
+    # waited for it (`stream.adapters.pace`; each such stall cost MICROSEG_PACE_MAX_WAIT_S).
+    assert s["pace_timeouts"] == 0
 
     text = proc.stdout
     assert "=== microseg demo summary ===" in text

@@ -37,6 +37,7 @@ microseg_segment_customers{segment="1"} 30.0
 microseg_segment_customers{segment="2"} 10.0
 microseg_segment_changes_total{from_segment="none",to_segment="1",reason="new_customer"} 40.0
 microseg_segment_changes_total{from_segment="1",to_segment="2",reason="behaviour"} 5.0
+microseg_input_pace_timeouts_total 1.0
 """
 
 SEGMENTS = [
@@ -186,9 +187,12 @@ def test_summary_cross_checks_and_renders() -> None:
     assert "changes emitted: 45 (behaviour 5, new_customer 40)" in text
     assert "too_old: more than MICROSEG_LATENESS_DAYS" in text  # explained when there are any
     assert result["customers_assigned"] == 40 and "still in segments" not in text
+    assert result["pace_timeouts"] == 1 and "gave up waiting for the trainer 1 times" in text
     result["segments"][1]["size"] = 0
     text = render_summary(result)
     assert "members by source: none scored into it yet" in text
+    result["pace_timeouts"] = 0
+    assert "waiting for the trainer" not in render_summary(result)
     assert "(10 of 40 customers are still in segments this model no longer has" in text
     json.dumps(result)  # JSON-ready
 
