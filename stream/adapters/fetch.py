@@ -17,7 +17,6 @@ that builds it; `apply` makes an app use it (the embedded broker's transport der
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -44,11 +43,10 @@ def fetch_wait(scheduler: Any, timeout: float) -> float:
 class AlignedConsumer(fa.Consumer):
     """Faust's aiokafka consumer with the fetch wait of `fetch_wait`."""
 
-    async def getmany(self, timeout: float) -> AsyncIterator[Any]:
-        """Faust's fetch (``faust.transport.consumer.Consumer.getmany``), waiting
-        `fetch_wait`."""
-        async for item in super().getmany(fetch_wait(self.scheduler, timeout)):
-            yield item
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's wait for the next fetch (once per fetch, inside
+        ``faust.transport.consumer.Consumer.getmany``), for `fetch_wait` at most."""
+        return await super()._wait_next_records(fetch_wait(self.scheduler, timeout))
 
 
 class AlignedTransport(fa.Transport):

@@ -33,19 +33,16 @@ def test_the_fetch_wait_is_short_only_while_records_are_held() -> None:
 def test_the_consumer_fetches_with_that_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
 
-    async def faust_getmany(self: Any, timeout: float) -> Any:
+    async def faust_wait(self: Any, timeout: float) -> Any:
         waits.append(timeout)
-        yield ("tp", "message")
+        return {"tp": ["message"]}, None
 
-    monkeypatch.setattr(fa.Consumer, "getmany", faust_getmany)
+    monkeypatch.setattr(fa.Consumer, "_wait_next_records", faust_wait)
     consumer: Any = object.__new__(fetch.AlignedConsumer)
-
-    async def fetch_once() -> list[Any]:
-        return [item async for item in consumer.getmany(timeout=1.0)]
 
     for held in (True, False):
         consumer.scheduler = _scheduler(held)
-        assert asyncio.run(fetch_once()) == [("tp", "message")]
+        assert asyncio.run(consumer._wait_next_records(1.0)) == ({"tp": ["message"]}, None)
     assert waits == [fetch.HELD_FETCH_WAIT_S, 1.0]
 
 
