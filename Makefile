@@ -32,7 +32,7 @@ demo: install
 	$(BIN)/microseg demo
 
 # The simulated multi-stream demo file and its answer key (synthetic: `microseg simulate`, see
-# stream/data/demo/SOURCES.md). Byte-for-byte reproducible; tests/unit/test_demo_data.py re-runs
+# stream/data/demo/SOURCES.md). Byte-for-byte reproducible; tests/unit/data/test_demo_data.py re-runs
 # it with the parameters recorded in the truth file and compares.
 DEMO_SIM_ARGS := --customers 400 --days 35 --seed 7
 demo-data-sim: install

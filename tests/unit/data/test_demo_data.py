@@ -19,7 +19,7 @@ import pytest
 from stream.core.events import parse_event
 from stream.core.validation import Rejection, Validator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = Path(str(files("stream.data.demo")))
 SHARED = ROOT.parent / "shared" / "data"
 SCRIPT = ROOT / "scripts" / "convert_data.py"

@@ -17,7 +17,7 @@ from stream.adapters.pace import Pacer
 from stream.adapters.segments import train
 from stream.core.collate import Collator, SampleReport
 from stream.core.trainer import Trainer
-from tests.unit.test_align import CLICK, CLICK1, MAIL, Clock, Consumer, Rec, order, rec
+from tests.unit.adapters.test_align import CLICK, CLICK1, MAIL, Clock, Consumer, Rec, order, rec
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

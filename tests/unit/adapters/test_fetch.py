@@ -12,7 +12,7 @@ from faust.transport.drivers import aiokafka as fa
 
 from stream.adapters import fetch, tansu_compat
 from stream.adapters.align import Aligner, EventTimeScheduler
-from tests.unit.test_align import CLICK, MAIL, Consumer, rec
+from tests.unit.adapters.test_align import CLICK, MAIL, Consumer, rec
 
 
 def _scheduler(held: bool) -> EventTimeScheduler:
