@@ -8,13 +8,15 @@ memory: everything is lost when it stops.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -39,6 +41,30 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """What the broker's process runs before Tansu, on Linux: ask the kernel to send it SIGTERM
+    when the thread that started it ends. Without it, a parent killed by a signal it does not
+    handle (SIGTERM to ``microseg replay``, SIGKILL, a CI timeout) left Tansu running with init
+    as its parent: its own session keeps it from a terminal's Ctrl-C, on purpose, so that the
+    parent stops it in order. The thread matters: start the broker from a thread that lives as
+    long as the broker (every caller here uses the main thread). Everything that could take a
+    lock (loading libc) happens here, before the fork; the child only makes two system calls."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent was gone before the request took effect
+            os._exit(1)
+
+    return arm
 
 
 def _accepts(host: str, port: int) -> bool:
@@ -106,6 +132,7 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_parent_death_signal(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
