@@ -10,11 +10,11 @@ from __future__ import annotations
 import gc
 import gzip
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import count, repeat
+from itertools import chain, count, repeat
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from stream.config import Settings, make_segmentation_stage, segmentation_config
 from stream.errors import ReplayError
@@ -113,6 +113,31 @@ def count_lines(paths: list[Path]) -> int:
     return sum(1 for p in paths for _ in open_lines(p))
 
 
+_T = TypeVar("_T")
+
+
+def _counted(lines: Iterable[_T], bar: Progress) -> Iterator[_T]:
+    """``lines`` as they are, drawn on ``bar`` as they are read."""
+    n = 0
+    for n, line in enumerate(lines, 1):
+        if not n & 4095:
+            bar.update(n, note="read")
+        yield line
+    bar.update(n, force=True, note="read")
+
+
+def _applied_bar(read: Progress) -> Callable[[int, int], None]:
+    """A second bar, of the events applied (`Engine.run`'s ``progress``)."""
+    bar = Progress(None)
+    bar.enabled = read.enabled  # (drawn where the first one is)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done, force=done == total, note="applied")
+
+    return update
+
+
 def run_offline(
     paths: list[Path],
     out: Path,
@@ -124,6 +149,7 @@ def run_offline(
     inputs: list[str] | None = None,
     filters: dict[str, Any] | None = None,
     switches: Mapping[str, int] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replay files through the core in-process (no broker); write outputs to ``out``.
 
@@ -133,6 +159,7 @@ def run_offline(
     ``inputs`` then names them in the report, and ``filters`` records the filter that made them.
     ``switches`` (customer id → switch time, from a simulation's truth) lets the scorer see those
     customers as if their history began at their switch (`stream.core.oracle`: evaluation only).
+    ``progress`` draws the lines read, then a second bar of the events applied.
     """
     from stream.core.engine import Engine, Stage
     from stream.core.ingest import Ingest
@@ -180,11 +207,9 @@ def run_offline(
             runs=runs,
             run_events=settings.replay_run_events,
         )
-        if lines is not None:
-            engine.feed(lines)
-        for path in paths if lines is None else []:
-            engine.feed(sourced_lines(path))
-        result = engine.run()
+        feed = lines if lines is not None else chain.from_iterable(map(sourced_lines, paths))
+        engine.feed(feed if progress is None else _counted(feed, progress))
+        result = engine.run(None if progress is None else _applied_bar(progress))
         del engine, stages
         files = render_outputs(result, config)
         del result

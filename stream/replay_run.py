@@ -73,14 +73,23 @@ def _offline(
     items: Iterable[Item] | None,
     inputs: list[str] | None,
     keep: ReplayFilter,
+    total: int | None = None,
 ) -> dict[str, Any]:
     out: Path | None = args.out
     if out is None:
         raise ReplayError("--offline needs --out DIR")
     started = time.monotonic()
     kept = Kept()
+    bar = Progress(total, not args.no_progress)
+    if bar.enabled and items is None:  # (counting costs a read of the files: only on a terminal)
+        bar.total = count_lines(args.files)
+        if args.limit is not None:
+            bar.total = min(bar.total, args.limit)
+    progress = bar if bar.enabled else None
     if items is None and not keep.active and args.limit is None:  # the fast path: files as such
-        report = run_offline(args.files, out, settings, args.as_of, not args.no_segments)
+        report = run_offline(
+            args.files, out, settings, args.as_of, not args.no_segments, progress=progress
+        )
         kept.read = report["counts"].get("lines", 0)
     else:
         items = file_items(args.files) if items is None else items
@@ -95,6 +104,7 @@ def _offline(
             lines=kept.lines(items, keep),
             inputs=inputs,
             filters=keep.describe() if keep.active else None,
+            progress=progress,
         )
     seconds = time.monotonic() - started
     c = report["counts"]
@@ -170,7 +180,7 @@ def run_replay(args: argparse.Namespace) -> int:
         if args.limit is not None:
             items, total = islice(items, args.limit), min(total, args.limit)
         if args.offline:
-            summary = _offline(args, settings, items, inputs, keep)
+            summary = _offline(args, settings, items, inputs, keep, total)
             print(json.dumps(summary, sort_keys=True) if args.json else _render_offline(summary))
             return 0
         if args.to_topic:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import count, islice
 from operator import itemgetter
@@ -47,6 +47,7 @@ Entry = tuple[int, str, int, str, Effect, float, int]
 """A queued valid event: time (ms), event id, sequence, customer id, its fact's effect and amount
 (`fact_of_fields`), the `id_hash` of its id."""
 _CUSTOMER = itemgetter(3)
+_TICK = 8191  # `Engine.run` reports progress every 8,192 events (a mask: one AND an event)
 
 
 class Stage(Protocol):
@@ -193,23 +194,30 @@ class Engine:
         self._by_reason[rejection.reason.value] += 1
         self._counts[DEAD_LETTERED] += 1
 
-    def run(self) -> RunResult:
-        """Apply the queued events in event-time order; evaluate features at the end."""
+    def run(self, progress: Callable[[int, int], None] | None = None) -> RunResult:
+        """Apply the queued events in event-time order; evaluate features at the end.
+
+        ``progress(done, total)`` is called every 8,192 events applied and once at the end (a
+        progress bar; it must not touch the engine).
+        """
         # (time, event id, sequence) is unique per entry, so plain tuple order never reaches the
         # rest and equals ordering by those three keys; merging sorted runs gives the same order.
         pending = self._pending
         pending.sort()
         spilled = self.runs.take() if self.runs is not None else []
+        total = self._seq - self._applied
+        tick = progress if progress is not None else _ignore
         # What happened to the events, in position order (so every count's first key is as if
         # counted along, whatever order the customers were processed in): each accepted one's
         # effect code, or the outcome.
         if spilled:
-            tally, n, watermark = self._apply_in_order(heapq.merge(*spilled, pending))
+            tally, n, watermark = self._apply_in_order(heapq.merge(*spilled, pending), tick, total)
         elif self.stages:
-            tally, n, watermark = self._apply_in_order(pending)
+            tally, n, watermark = self._apply_in_order(pending, tick, total)
         else:
-            tally, n = self._apply_by_customer(pending), len(pending)
+            tally, n = self._apply_by_customer(pending, tick), len(pending)
             watermark = pending[-1][0] if pending else None  # the latest time: they are sorted
+        tick(n, total)
         counts = self._counts
         by_type: Counter[str] = Counter()
         accepted = 0
@@ -241,7 +249,7 @@ class Engine:
         )  # fmt: skip
 
     def _apply_in_order(
-        self, entries: Iterable[Entry]
+        self, entries: Iterable[Entry], tick: Callable[[int, int], None], total: int
     ) -> tuple[Counter[int | str], int, int | None]:
         """Apply sorted entries one after the other, calling the stages after each; return what
         happened to them (see `run`), how many there were and the latest time."""
@@ -252,6 +260,8 @@ class Engine:
         tally: Counter[int | str] = Counter()
         j, t = -1, None
         for j, (t, event_id, _, cid, effect, amount, hashed_id) in enumerate(entries):
+            if not j & _TICK:
+                tick(j, total)
             for stage in stages:
                 stage.before_applied(t)
             state = states.get(cid)
@@ -266,7 +276,9 @@ class Engine:
                 tally[outcome] += 1
         return tally, j + 1, t
 
-    def _apply_by_customer(self, pending: list[Entry]) -> Counter[int | str]:
+    def _apply_by_customer(
+        self, pending: list[Entry], tick: Callable[[int, int], None]
+    ) -> Counter[int | str]:
         """Apply the sorted entries customer by customer: the same result when no stage watches
         (what happened to them as `_apply_in_order` says it).
 
@@ -292,6 +304,8 @@ class Engine:
         base = self._applied
         start = 0
         for cid, end in zip(firsts, ends, strict=True):
+            if start & ~_TICK != end & ~_TICK:  # crossed a multiple of 8,192 events
+                tick(end, n)
             state = states.get(cid)
             if state is None:
                 state = states[cid] = CustomerState()
@@ -313,3 +327,7 @@ class Engine:
         for stage in self.stages:
             stage.forget(customer_id)
         return self.states.pop(customer_id, None) is not None
+
+
+def _ignore(done: int, total: int) -> None:
+    """No progress to report."""

@@ -17,7 +17,7 @@ from stream.config import Settings
 from stream.core.events import STREAM_OF_TYPE, Stream
 from stream.core.features import FEATURES, NAMES
 from stream.core.outputs import SegmentChange, SegmentEvent
-from stream.replay import run_offline
+from stream.replay import Progress, run_offline
 from tests.factories import CLICK_TYPES, EMAIL_TYPES, bare_settings
 
 N_EVENTS = 5_000
@@ -132,6 +132,28 @@ def test_the_same_file_twice_gives_byte_identical_outputs(
     assert again == report
     assert first["features.jsonl"].count(b"\n") == N_CUSTOMERS
     assert first["dead-letter.jsonl"].count(b"\n") == 2 * len(MALFORMED)
+
+
+def test_a_progress_bar_draws_the_lines_read_then_the_events_applied(
+    tmp_path: Path,
+    settings: Settings,
+    clean: tuple[Path, dict[str, Any], dict[str, bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src, report, first = clean
+    bar = Progress(None)
+    bar.enabled = True  # (stderr is no terminal here)
+    assert run_offline([src], tmp_path / "bar", settings, progress=bar) == report
+    assert read_outputs(tmp_path / "bar") == first  # drawing changes nothing
+    lines = capsys.readouterr().err.split("\n")
+    n_lines = N_EVENTS + 2 * len(MALFORMED)
+    assert [ln.rsplit("\r", 1)[-1].split(" ")[0] for ln in lines[:2]] == [
+        f"{n_lines}",  # no total given: a count of the lines read
+        "[##############################]",
+    ]
+    assert f"\r{n_lines} lines " in lines[0] and lines[0].endswith("read\x1b[K")
+    assert f" {N_EVENTS}/{N_EVENTS} " in lines[1] and lines[1].endswith("applied\x1b[K")
+    assert lines[2:] == [""]
 
 
 def test_duplicates_change_the_counts_but_not_the_features(
