@@ -17,17 +17,26 @@ from stream.demo.state import DemoState
 from stream.replay import Progress, make_producer, produce_lines
 
 
+class _Stopped(Exception):
+    """The replay was asked to stop (`Replayer.stop`)."""
+
+
 class _Sent(Progress):
     """Counts what `produce_lines` has sent into the demo state (no progress bar)."""
 
-    def __init__(self, state: DemoState, base: int) -> None:
+    def __init__(
+        self, state: DemoState, base: int, stopping: threading.Event | None = None
+    ) -> None:
         super().__init__(None, enabled=False)
         self.enabled = True  # `produce_items` reports each line only to an enabled one
         self.state = state
         self.base = base
+        self.stopping = stopping
 
     def update(self, done: int, force: bool = False, note: str = "") -> None:
         self.state.lines_sent = self.base + done
+        if self.stopping is not None and self.stopping.is_set():
+            raise _Stopped
 
 
 class Replayer:
@@ -43,11 +52,18 @@ class Replayer:
         self.bootstrap, self.settings, self.state, self.parts = bootstrap, settings, state, parts
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-replay", daemon=True)
 
     def start(self) -> Replayer:
         self._thread.start()
         return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop sending after the current line and close the producer (while the broker is still
+        up: a producer left open at exit waits for a broker that is gone, and says so at length)."""
+        self._stopping.set()
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         producer = make_producer(self.bootstrap, self.settings)
@@ -55,9 +71,12 @@ class Replayer:
             sent = 0
             for phase, lines, speed in self.parts:
                 self.state.phase, self.state.speed = phase, speed
-                produce_lines(lines, producer, self.settings, speed, _Sent(self.state, sent))
+                progress = _Sent(self.state, sent, self._stopping)
+                produce_lines(lines, producer, self.settings, speed, progress)
                 sent += len(lines)
             self.state.phase = "draining"
+        except _Stopped:
+            pass
         except Exception as exc:
             self.error = exc
         finally:

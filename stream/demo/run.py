@@ -133,15 +133,23 @@ def run_demo(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(args)
+    except _Terminated:
+        print("demo terminated: worker and broker stopped", flush=True)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("demo interrupted: worker and broker stopped", flush=True)
-        return 130
+        return 128 + signal.SIGINT
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound as Ctrl-C is (so everything stops on the way out), told apart by the
+    exit code (143, as a shell reports a process ended by SIGTERM)."""
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,8 +184,9 @@ def _run(args: argparse.Namespace) -> int:
             print(_intro(files, parts, args.live_days), flush=True)
             print("worker ready; while it runs: " + "  ".join(urls(state)), flush=True)
             feed = TopicFeed(bootstrap, settings, state.feed, lock).start()
+            replayer = Replayer(bootstrap, settings, state, parts)
             try:
-                replayer = Replayer(bootstrap, settings, state, parts).start()
+                replayer.start()
                 monitor = Monitor(state, lock, replayer)
                 paced = sum(span_s(lines) / s for _, lines, s in parts if s)
                 deadline = time.monotonic() + args.drain_timeout + paced
@@ -205,6 +214,7 @@ def _run(args: argparse.Namespace) -> int:
                 if args.follow:
                     _follow(state, lock, plain, monitor, proc)
             finally:
+                replayer.stop()
                 feed.stop()
     print("demo finished: worker and broker stopped", flush=True)
     return 0
