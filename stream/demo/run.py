@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         with _worker(env, Path(tmp) / "worker.log") as proc:
             _wait_ready(state.base_url, proc)
             state.started = time.monotonic()
-            print(_intro(files, parts, args.live_days), flush=True)
+            print(_intro(files, parts, args.live_days, not args.files), flush=True)
             print("worker ready; while it runs: " + "  ".join(urls(state)), flush=True)
             feed = TopicFeed(bootstrap, settings, state.feed, lock).start()
             replayer = Replayer(bootstrap, settings, state, parts)
@@ -221,14 +221,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _intro(
-    files: list[DemoFile], parts: list[tuple[str, list[bytes], float | None]], days: float
-) -> str:
+    files: list[DemoFile], parts: list[tuple[str, list[bytes], float | None]], days: float,
+    bundled: bool = True,
+) -> str:  # fmt: skip
     names = ", ".join(f.path.name for f in files)
-    lines = [
-        f"replaying {sum(len(p[1]) for p in parts):,} lines of {names}",
-        "  the real files are moved forward by whole weeks to end with the simulated one "
-        "(sources and licences: stream/data/demo/SOURCES.md)",
-    ]
+    lines = [f"replaying {sum(len(p[1]) for p in parts):,} lines of {names}"]
+    if bundled:
+        lines.append(
+            "  the real files are moved forward by whole weeks to end with the simulated one "
+            "(sources and licences: stream/data/demo/SOURCES.md)"
+        )
+    elif len(files) > 1:
+        lines.append("  the files are moved forward by whole weeks to end with the newest one")
     for phase, part, speed in parts:
         pace = f"at {speed:,.0f}× event time" if speed else "as fast as possible"
         what = f"the last {days:g} days" if phase == "live" else "the history before"

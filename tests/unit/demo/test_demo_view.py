@@ -304,3 +304,18 @@ def test_the_status_line_counts_lines_as_they_are_sent() -> None:
              b'"ts":"2024-01-01T00:00:00Z"}' % i for i in range(3)]  # fmt: skip
     produce_lines(lines, Producer(), Settings(), None, _Sent(state, 10))
     assert seen == [10, 11, 12] and state.lines_sent == 13
+
+
+def test_the_intro_credits_the_bundled_files_only_when_they_are_replayed() -> None:
+    from stream.demo.data import DemoFile
+    from stream.demo.run import _intro
+
+    files = [DemoFile(Path("a.jsonl"), 2, 0, DAY_MS), DemoFile(Path("b.jsonl"), 1, 0, WEEK_MS)]
+    parts: list[tuple[str, list[bytes], float | None]] = [("live", [b"x", b"y", b"z"], None)]
+    bundled = _intro(files, parts, 35.0)
+    own = _intro(files, parts, 35.0, bundled=False)
+    one = _intro(files[:1], parts, 35.0, bundled=False)
+    assert "SOURCES.md" in bundled and "simulated one" in bundled
+    assert "SOURCES.md" not in own and "end with the newest one" in own
+    assert "moved forward" not in one  # one file of one's own: nothing moves
+    assert all(text.startswith("replaying 3 lines of a.jsonl") for text in (bundled, own, one))
