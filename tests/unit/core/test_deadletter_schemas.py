@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from stream.core.deadletter import DeadLetter, Origin
+from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.reasons import Reason
 from stream.core.schemas import contract_schemas, render
 
@@ -44,3 +47,19 @@ def test_schemas_accept_what_the_models_produce() -> None:
         "campaign_id": "k",
     }
     jsonschema.validate(event, schemas["input-event.schema.json"])
+
+
+def test_the_segment_model_schema_describes_what_the_trainer_publishes() -> None:
+    schema = contract_schemas()["segment-model.schema.json"]
+    seg = Segment(3, "Steady", [0.5, -1.0], [MicroSegment(7, [0.4, -1.1])], weight=0.4,
+                  traits=[{"feature": "a", "z": 1.2}], value_tier="mid", action="keep")  # fmt: skip
+    model = SegmentModel(version=2, trained_at=1_704_153_600_000, mean=[1.0, 2.0],
+                         std=[0.5, 0.25], segments=[seg], next_segment_id=4, next_micro_id=8,
+                         features=["a", "b"], reshuffled=[1])  # fmt: skip
+    encoded = json.loads(model.encode())
+    jsonschema.validate(encoded, schema)
+    for broken in ({k: v for k, v in encoded.items() if k != "encoding"},
+                   {**encoded, "encoding": encoded["encoding"] + 1},
+                   {**encoded, "segments": [{"id": 3, "name": "x"}]}):  # fmt: skip
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
