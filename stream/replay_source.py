@@ -3,7 +3,7 @@
 A topic range is read with a group-less kafka-python consumer (nothing is committed, no group
 joins). Its end is each partition's high watermark as the first Fetch response reports it, never
 ListOffsets: that is right on Kafka and on the embedded broker alike (whose ListOffsets(LATEST)
-is wrong for multi-record batches, see BROKER.md). Records produced after the replay started are
+is wrong for multi-record batches, see docs/BROKER.md). Records produced after the replay started are
 not read, so a replay always ends.
 """
 

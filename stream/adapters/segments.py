@@ -1,6 +1,6 @@
 """Segmentation in the worker: the model feed, the trainer agent, scoring after each ingest batch.
 
-DESIGN.md "one model, many scorers":
+docs/DESIGN.md "one model, many scorers":
 
 * Every worker's ingest agent, after a batch's feature updates, runs the core `Assigner` for each
   input partition the batch touched: updated customers are scored, quiet ones re-evaluated when

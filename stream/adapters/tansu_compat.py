@@ -1,7 +1,7 @@
 """Client-side settings and workarounds for the embedded Tansu broker, and only for it.
 
 Applied only when microseg starts its own broker (no ``MICROSEG_BROKER``); nothing in the
-production path depends on them. Each item answers a measured quirk in BROKER.md:
+production path depends on them. Each item answers a measured quirk in docs/BROKER.md:
 
 * JoinGroup is held for session_timeout / 2 → short session, heartbeat and rebalance timeouts
   (worker start to first event: 31 s → 4 s).
