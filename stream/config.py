@@ -195,6 +195,9 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             lines = []
             for err in exc.errors(include_url=False):
+                if not err["loc"]:  # a check of several settings: its message names them
+                    lines.append(str(err.get("ctx", {}).get("error", err["msg"])))
+                    continue
                 name = "MICROSEG_" + "_".join(str(p) for p in err["loc"][:1]).upper()
                 lines.append(f"{name}: {err['msg']} (got {_shown(err)})")
             raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -69,6 +69,17 @@ def test_bad_values_fail_fast_naming_the_setting(
     assert isinstance(err.value, MicrosegError)
 
 
+def test_a_check_of_several_settings_says_just_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MICROSEG_MAX_SEGMENTS", "5")
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert str(err.value) == (
+        "invalid settings:\n  MICROSEG_MAX_SEGMENTS (5) must be at least MICROSEG_SEGMENTS (6)"
+    )
+
+
 def test_sasl_needs_credentials_and_never_shows_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
