@@ -159,6 +159,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> Settings:
+        seen: dict[str, str] = {}
+        for name in type(self).model_fields:
+            if not name.startswith("topic_"):
+                continue
+            topic = getattr(self, name)
+            if topic in seen:
+                raise ValueError(
+                    f"MICROSEG_{seen[topic].upper()} and MICROSEG_{name.upper()} are both "
+                    f"{topic!r}: each of the service's topics needs a name of its own"
+                )
+            seen[topic] = name
+        return self
+
     @property
     def segment_bound(self) -> int:
         """Most segments a model may have: ``max_segments``, by default ``segments`` + 2 (≤ 12)."""

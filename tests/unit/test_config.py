@@ -80,6 +80,32 @@ def test_a_check_of_several_settings_says_just_its_message(
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("MICROSEG_TOPIC_CLICKSTREAM", "MICROSEG_TOPIC_EMAIL"),
+        ("MICROSEG_TOPIC_PURCHASES", "MICROSEG_TOPIC_DEAD_LETTER"),
+        ("MICROSEG_TOPIC_SEGMENT_MODEL", "MICROSEG_TOPIC_FEATURE_SAMPLES"),
+    ],
+)
+def test_two_topics_of_one_name_are_refused_naming_both(
+    first: str, second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(first, "c2")
+    monkeypatch.setenv(second, "c2")
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert f"{first} and {second} are both 'c2'" in str(err.value)
+
+
+def test_a_topic_may_take_another_topic_s_default_name_when_that_one_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MICROSEG_TOPIC_CLICKSTREAM", "email")
+    monkeypatch.setenv("MICROSEG_TOPIC_EMAIL", "mail")
+    assert Settings.load().input_topics["clickstream"] == "email"
+
+
 def test_sasl_needs_credentials_and_never_shows_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
