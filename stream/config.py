@@ -216,6 +216,15 @@ class Settings(BaseSettings):
                 name = "MICROSEG_" + "_".join(str(p) for p in err["loc"][:1]).upper()
                 lines.append(f"{name}: {err['msg']} (got {_shown(err)})")
             raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        if settings.brokers is None:  # the embedded broker would be used: it has no TLS or SASL
+            secured = [f"MICROSEG_{n.upper()}" for n in _SECURITY if getattr(settings, n)]
+            if settings.security_protocol != "PLAINTEXT":
+                secured.insert(0, f"MICROSEG_SECURITY_PROTOCOL={settings.security_protocol}")
+            if secured:
+                raise ConfigError(
+                    "the embedded broker (MICROSEG_BROKER unset) speaks PLAINTEXT only: set "
+                    f"MICROSEG_BROKER to use {', '.join(secured)}"
+                )
         if settings.sasl_mechanism and not (settings.sasl_username and settings.sasl_password):
             raise ConfigError(
                 "MICROSEG_SASL_MECHANISM is set: MICROSEG_SASL_USERNAME and "
@@ -227,6 +236,10 @@ class Settings(BaseSettings):
                 "MICROSEG_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
             )
         return settings
+
+
+_SECURITY = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
+"""Settings of the connection to ``MICROSEG_BROKER`` besides the protocol."""
 
 
 def _shown(err: Mapping[str, Any]) -> str:

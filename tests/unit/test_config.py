@@ -109,6 +109,7 @@ def test_a_topic_may_take_another_topic_s_default_name_when_that_one_moves(
 def test_sasl_needs_credentials_and_never_shows_the_password(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("MICROSEG_BROKER", "kafka:9092")
     monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", "SASL_SSL")
     with pytest.raises(ConfigError, match="MICROSEG_SASL_MECHANISM"):
         Settings.load()
@@ -119,6 +120,38 @@ def test_sasl_needs_credentials_and_never_shows_the_password(
     monkeypatch.setenv("MICROSEG_SASL_PASSWORD", "hunter2-secret")
     s = Settings.load()
     assert "hunter2-secret" not in repr(s) and "hunter2-secret" not in str(s.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"MICROSEG_SECURITY_PROTOCOL": "SSL"}, "MICROSEG_SECURITY_PROTOCOL=SSL"),
+        (
+            {
+                "MICROSEG_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "MICROSEG_SASL_MECHANISM": "PLAIN",
+                "MICROSEG_SASL_USERNAME": "svc",
+                "MICROSEG_SASL_PASSWORD": "hunter2-secret",
+            },
+            "MICROSEG_SECURITY_PROTOCOL=SASL_PLAINTEXT, MICROSEG_SASL_MECHANISM, "
+            "MICROSEG_SASL_USERNAME, MICROSEG_SASL_PASSWORD",
+        ),
+        ({"MICROSEG_SASL_USERNAME": "svc"}, "MICROSEG_SASL_USERNAME"),
+        ({"MICROSEG_SSL_CAFILE": "/etc/ca.pem"}, "MICROSEG_SSL_CAFILE"),
+    ],
+)
+def test_tls_or_sasl_without_a_broker_is_refused_the_embedded_one_is_plaintext(
+    env: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    msg = str(err.value)
+    assert "embedded broker" in msg and "PLAINTEXT only" in msg and "set MICROSEG_BROKER" in msg
+    assert msg.endswith(says) and "hunter2-secret" not in msg
+    monkeypatch.setenv("MICROSEG_BROKER", "kafka:9092")
+    Settings.load()  # with a broker, the same settings are its connection's
 
 
 def test_settings_are_documented_in_the_readme() -> None:
