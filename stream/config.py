@@ -139,6 +139,20 @@ class Settings(BaseSettings):
         ipaddress.ip_address(v)  # raises ValueError: an IP literal, so the bind is explicit
         return v
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():  # Path("") is the current directory
+            raise ValueError("must not be empty (unset it for the default, data)")
+        return v
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():  # no request could match it: unset
+            return None
+        return v
+
     @model_validator(mode="after")
     def _bound(self) -> Settings:
         if self.monitor_rate < self.sample_rate:

@@ -57,6 +57,8 @@ def test_broker_forms(value: str, hosts: list[str], monkeypatch: pytest.MonkeyPa
         ("MICROSEG_BROKER_KIND", "pulsar", "MICROSEG_BROKER_KIND"),
         ("MICROSEG_REPLAY_RUN_EVENTS", "500", "must be 0 (the offline replay's whole queue"),
         ("MICROSEG_REPLAY_RUN_EVENTS", "-1", "MICROSEG_REPLAY_RUN_EVENTS"),
+        ("MICROSEG_DATA_DIR", "", "MICROSEG_DATA_DIR: Value error, must not be empty"),
+        ("MICROSEG_DATA_DIR", " ", "MICROSEG_DATA_DIR"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(
@@ -104,6 +106,17 @@ def test_a_topic_may_take_another_topic_s_default_name_when_that_one_moves(
     monkeypatch.setenv("MICROSEG_TOPIC_CLICKSTREAM", "email")
     monkeypatch.setenv("MICROSEG_TOPIC_EMAIL", "mail")
     assert Settings.load().input_topics["clickstream"] == "email"
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_api_token_is_unset_so_erasure_stays_off(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MICROSEG_API_TOKEN", value)
+    assert Settings.load().api_token is None
+    monkeypatch.setenv("MICROSEG_API_TOKEN", "s3cret")
+    token = Settings.load().api_token
+    assert token is not None and token.get_secret_value() == "s3cret"
 
 
 def test_sasl_needs_credentials_and_never_shows_the_password(
