@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     flt = r.add_argument_group("filters (a record that cannot be attributed passes)")
     flt.add_argument("--customer", action="append", metavar="ID", help="keep this customer (repeatable)")  # fmt: skip
     flt.add_argument("--customers-file", type=Path, action="append", metavar="FILE",
-                     help="keep the customers listed in FILE, one id a line")  # fmt: skip
+                     help="keep the customers listed in FILE, one id a line; blank lines and "
+                     "# comments (whole lines, or after the id and a space) are skipped")  # fmt: skip
     flt.add_argument("--stream", action="append", choices=["clickstream", "email", "purchases"],
                      help="keep this stream (repeatable)")  # fmt: skip
     flt.add_argument("--since", metavar="RFC3339", help="keep events at or after this time")

@@ -20,6 +20,7 @@ a customer filter on keyed records and a record-time range never decode it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,13 +78,18 @@ def rfc3339_ms(text: str, flag: str) -> int:
     return ms
 
 
+_COMMENT = re.compile(r"(?:^|\s)#.*")
+"""A ``#`` comment: a whole line, or the rest of a line after whitespace (an id may hold ``#``)."""
+
+
 def read_ids(path: Path) -> list[str]:
-    """Customer ids from a file: one per line; blank lines and ``#`` comments skipped."""
+    """Customer ids from a file: one per line, surrounding whitespace and ``#`` comments (whole
+    lines, or after the id and a space) stripped, blank lines skipped."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(f"cannot read {path}: {exc}") from exc
-    return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+    return [s for line in text.splitlines() if (s := _COMMENT.sub("", line, count=1).strip())]
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ def test_customer_id_files_skip_blanks_and_comments(tmp_path: Path) -> None:
     ids = tmp_path / "ids"
     ids.write_text("# incident 42\nc1\n\n  c2  \n")
     assert read_ids(ids) == ["c1", "c2"]
+    ids.write_text("sim-c000002  # note\nc3\t# tab\n  # indented\nc#4 # an id may hold #\n")
+    assert read_ids(ids) == ["sim-c000002", "c3", "c#4"]
     with pytest.raises(ReplayError):
         read_ids(tmp_path / "missing")
 
