@@ -310,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MicrosegError as exc:
         print(f"microseg: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("microseg: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
 
 
 if __name__ == "__main__":
