@@ -6,10 +6,29 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from stream.errors import MicrosegError
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(kind: Callable[[str], _N], low: _N, high: _N | None = None) -> Callable[[str], _N]:
+    """An argparse ``type``: a ``kind`` from ``low`` to ``high``, else a usage error naming the flag."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value >= low or (high is not None and value > high):  # (NaN is not >= low)
+            span = f"at least {low:g}" if high is None else f"from {low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {span}, not {text}")
+        return value
+
+    return parse
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -187,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="produce every kept record to TOPIC unchanged (default: by stream)")  # fmt: skip
     r.add_argument(
         "--speed",
-        type=float,
+        type=_number(float, 0.0),
         default=None,
         help="pace by event time at N× (default: as fast as possible)",
     )
-    r.add_argument("--limit", type=int, default=None, help="stop after reading N records")
+    r.add_argument(
+        "--limit", type=_number(int, 0), default=None, help="stop after reading N records"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.add_argument("--json", action="store_true", help="print the summary (or diff) as JSON")
     r.add_argument(
@@ -220,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="broker + worker + paced replay of the bundled data with a live view, then a summary",
     )
-    d.add_argument("--speed", type=float, default=30_000.0,
+    d.add_argument("--speed", type=_number(float, 0.0), default=30_000.0,
                    help="event-time speed-up of the live part; 0: as fast as possible "
                    "(default 30,000: a day in ~2.9 s)")  # fmt: skip
     d.add_argument("--live-days", type=float, default=35.0,
@@ -266,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sm.add_argument("--out", type=Path, default=Path("sim-events.jsonl.gz"))
     sm.add_argument("--truth", type=Path, default=Path("sim-truth.json"))
-    sm.add_argument("--customers", type=int, default=3000)
-    sm.add_argument("--days", type=int, default=60)
-    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--customers", type=_number(int, 1), default=3000)
+    sm.add_argument("--days", type=_number(int, 7), default=60)
+    sm.add_argument("--seed", type=_number(int, 0), default=0)
     sm.add_argument(
         "--scenario",
         choices=["default", "stationary", "churn-emerging"],
@@ -286,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("files", nargs="+", type=Path, metavar="FILE")
     ev.add_argument("--truth", type=Path, required=True, help="truth file of `microseg simulate`")
     ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
-    ev.add_argument("--segments", type=int, default=None,
+    ev.add_argument("--segments", type=_number(int, 2, 12), default=None,  # MICROSEG_SEGMENTS' range
                     help="number of segments (default MICROSEG_SEGMENTS)")  # fmt: skip
     ev.add_argument("--warmup-days", type=float, default=30.0,
                     help="spurious changes are counted after this many days (default 30)")  # fmt: skip

@@ -27,3 +27,42 @@ def test_ctrl_c_says_interrupted_and_exits_130(
     monkeypatch.setattr(cli, "_replay", interrupted)
     assert cli.main(["replay", "events.jsonl"]) == 130
     assert capsys.readouterr().err == "microseg: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["simulate", "--days", "5"], "argument --days: must be at least 7, not 5"),
+        (["simulate", "--customers", "0"], "argument --customers: must be at least 1, not 0"),
+        (["simulate", "--customers", "-5"], "argument --customers: must be at least 1"),
+        (["simulate", "--seed", "-1"], "argument --seed: must be at least 0"),
+        (["replay", "F", "--offline", "--out", "x", "--limit", "-1"], "argument --limit"),
+        (["replay", "F", "--speed", "-2"], "argument --speed: must be at least 0"),
+        (["replay", "F", "--speed", "nan"], "argument --speed"),
+        (["demo", "--speed", "-1"], "argument --speed: must be at least 0"),
+        (["evaluate", "F", "--truth", "T", "--segments", "20"], "argument --segments"),
+        (["evaluate", "F", "--truth", "T", "--segments", "1"], "argument --segments"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_naming_the_flag(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(argv)  # (parsing only: nothing runs, even if it passes)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_evaluate_segments_take_the_range_of_microseg_segments() -> None:
+    from stream.config import Settings
+    from stream.errors import ConfigError
+
+    parse = cli.build_parser().parse_args
+    for k in (2, 12):
+        assert parse(["evaluate", "F", "--truth", "T", "--segments", str(k)]).segments == k
+        Settings.load(segments=k)
+    for k in (1, 13):
+        with pytest.raises(ConfigError):
+            Settings.load(segments=k)
+
