@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from stream.errors import MicrosegError
+from stream.errors import MicrosegError, ReplayError
 
 _N = TypeVar("_N", int, float)
 
@@ -105,6 +105,8 @@ def _replay(args: argparse.Namespace) -> int:
         if args.files or args.from_topic:
             raise MicrosegError("--compare takes two output directories and no replay source")
         return run_compare(args.compare[0], args.compare[1], args.json, args.examples)
+    if args.out is not None and not args.offline:
+        raise ReplayError("--out needs --offline (without it the replay goes to Kafka)")
     from stream.replay_run import run_replay
 
     return run_replay(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,18 @@ def test_evaluate_segments_take_the_range_of_microseg_segments() -> None:
         with pytest.raises(ConfigError):
             Settings.load(segments=k)
 
+
+def test_replay_out_needs_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_replay(args: argparse.Namespace) -> int:
+        raise AssertionError("the replay must not start")
+
+    monkeypatch.setattr("stream.replay_run.run_replay", no_replay)
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    assert cli.main(["replay", str(events), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        "microseg: --out needs --offline (without it the replay goes to Kafka)\n"
+    )
+    assert not (tmp_path / "out").exists()
