@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -81,19 +82,30 @@ def _schemas(args: argparse.Namespace) -> int:
     from stream.core.schemas import contract_schemas, render
 
     out: Path = args.dir
-    out.mkdir(parents=True, exist_ok=True)
-    stale = []
+    if not args.check:  # a check only reads
+        out.mkdir(parents=True, exist_ok=True)
+    stale, missing = [], []
     for name, schema in sorted(contract_schemas().items()):
         path = out / name
         text = render(schema)
         if args.check:
-            if not path.exists() or path.read_text() != text:
+            if not path.exists():
+                missing.append(name)
+            elif path.read_text() != text:
                 stale.append(name)
         else:
             path.write_text(text)
             print(f"wrote {path}")
-    if stale:
-        print("out of date: " + ", ".join(stale) + " (run `microseg schemas export`)")
+    if stale or missing:
+        found = []
+        if stale:
+            found.append("out of date: " + ", ".join(stale))
+        if missing:
+            found.append("missing: " + ", ".join(missing))
+        fix = "microseg schemas export"
+        if out != Path("schemas"):
+            fix += f" --dir {shlex.quote(str(out))}"
+        print(f"{'; '.join(found)} in {out} (run `{fix}`)")
         return 1
     return 0
 

@@ -82,3 +82,27 @@ def test_replay_out_needs_offline(
         "microseg: --out needs --offline (without it the replay goes to Kafka)\n"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_schemas_check_of_a_missing_dir_reports_missing_files_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = tmp_path / "nowhere"
+    assert cli.main(["schemas", "export", "--check", "--dir", str(where)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("missing: ") and "out of date" not in out
+    assert out.rstrip().endswith(f"(run `microseg schemas export --dir {where}`)")
+    assert not where.exists()
+
+
+def test_schemas_check_names_stale_and_missing_files_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["schemas", "export", "--dir", str(tmp_path)]) == 0
+    files = sorted(tmp_path.iterdir())
+    files[0].write_text("{}\n")
+    files[1].unlink()
+    capsys.readouterr()
+    assert cli.main(["schemas", "export", "--check", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"out of date: {files[0].name}; missing: {files[1].name} in {tmp_path}" in out
