@@ -162,16 +162,27 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="microseg", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="microseg",
+        description="Streaming customer micro-segmentation on Kafka: Faust workers, River "
+        "clustering, an embedded Kafka-wire broker. Settings are MICROSEG_* environment "
+        "variables (README.md, 'Settings'); `microseg COMMAND --help` for each command.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser(
         "broker", help="run the embedded Kafka-wire broker (Tansu) in the foreground"
     )
-    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--port", type=int, default=9092, help="TCP port on loopback (default 9092)")
     b.set_defaults(func=_broker)
 
-    w = sub.add_parser("worker", help="run a worker (embedded broker if MICROSEG_BROKER is unset)")
+    w = sub.add_parser(
+        "worker",
+        help="run a worker (embedded broker if MICROSEG_BROKER is unset)",
+        description="Run one Faust worker until SIGTERM or Ctrl-C. It takes no options: it is "
+        "configured by MICROSEG_* environment variables (the settings table in README.md, "
+        "'Settings'). Without MICROSEG_BROKER it starts an embedded broker and stops it on exit.",
+    )
     w.set_defaults(func=_worker)
 
     t = sub.add_parser("topics", help="topic administration")
@@ -299,11 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate",
         help="multi-stream events with planted personas, migrations and an emerging persona",
     )
-    sm.add_argument("--out", type=Path, default=Path("sim-events.jsonl.gz"))
-    sm.add_argument("--truth", type=Path, default=Path("sim-truth.json"))
-    sm.add_argument("--customers", type=_number(int, 1), default=3000)
-    sm.add_argument("--days", type=_number(int, 7), default=60)
-    sm.add_argument("--seed", type=_number(int, 0), default=0)
+    sm.add_argument("--out", type=Path, default=Path("sim-events.jsonl.gz"), metavar="F",
+                    help="events file, JSONL, gzip if it ends in .gz (default sim-events.jsonl.gz)")  # fmt: skip
+    sm.add_argument("--truth", type=Path, default=Path("sim-truth.json"), metavar="T",
+                    help="the answer key, JSON (default sim-truth.json)")  # fmt: skip
+    sm.add_argument("--customers", type=_number(int, 1), default=3000, metavar="N",
+                    help="customers simulated, at least 1 (default 3000)")  # fmt: skip
+    sm.add_argument("--days", type=_number(int, 7), default=60, metavar="D",
+                    help="days of event time, at least 7 (default 60)")  # fmt: skip
+    sm.add_argument("--seed", type=_number(int, 0), default=0, metavar="S",
+                    help="random seed, 0 or more: the same arguments give the same files "
+                    "(default 0)")  # fmt: skip
     sm.add_argument(
         "--scenario",
         choices=["default", "stationary", "churn-emerging"],
@@ -320,9 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("files", nargs="+", type=Path, metavar="FILE")
     ev.add_argument("--truth", type=Path, required=True, help="truth file of `microseg simulate`")
-    ev.add_argument("--out", type=Path, default=Path("evaluation"), help="output directory")
+    ev.add_argument("--out", type=Path, default=Path("evaluation"), metavar="DIR",
+                    help="output directory (default evaluation)")  # fmt: skip
     ev.add_argument("--segments", type=_number(int, 2, 12), default=None,  # MICROSEG_SEGMENTS' range
-                    help="number of segments (default MICROSEG_SEGMENTS)")  # fmt: skip
+                    metavar="K", help="number of segments, 2-12 (default MICROSEG_SEGMENTS)")  # fmt: skip
     ev.add_argument("--warmup-days", type=float, default=30.0,
                     help="spurious changes are counted after this many days (default 30)")  # fmt: skip
     ev.add_argument("--oracle-switches", action="store_true",

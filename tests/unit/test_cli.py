@@ -106,3 +106,25 @@ def test_schemas_check_names_stale_and_missing_files_apart(
     assert cli.main(["schemas", "export", "--check", "--dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert f"out of date: {files[0].name}; missing: {files[1].name} in {tmp_path}" in out
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def test_help_is_plain_and_says_each_default() -> None:
+    parser = cli.build_parser()
+    assert "``" not in parser.format_help()
+    assert "MICROSEG_*" in _subparser(parser, "worker").format_help()
+    for command, flags in {
+        "broker": ["--port"],
+        "simulate": ["--out", "--truth", "--customers", "--days", "--seed"],
+        "evaluate": ["--out"],
+    }.items():
+        sub = _subparser(parser, command)
+        for action in sub._actions:
+            if set(action.option_strings) & set(flags):
+                assert action.help and f"(default {action.default})" in action.help, action
