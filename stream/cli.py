@@ -292,15 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="offline path, and our worker against baseline Faust agents on one broker, with targets",
     )
-    bn.add_argument("--events", type=int, default=300_000, help="offline: synthetic events")
-    bn.add_argument("--customers", type=int, default=30_000, help="distinct customers")
-    bn.add_argument("--repeat", type=int, default=3, help="offline: runs of each measurement")
+    bn.add_argument("--events", type=_number(int, 1), default=None,
+                    help="offline: synthetic events (default 300,000; 20,000 with --quick)")  # fmt: skip
+    bn.add_argument("--customers", type=_number(int, 1), default=None,
+                    help="distinct customers (default 30,000; 2,000 with --quick)")  # fmt: skip
+    bn.add_argument("--repeat", type=_number(int, 1), default=3,
+                    help="offline: runs of each measurement (default 3; 1 with --quick)")  # fmt: skip
     bn.add_argument("--e2e-events", type=int, default=60_000,
                     help="end to end: events each contender consumes")  # fmt: skip
     bn.add_argument("--latency-seconds", type=float, default=15.0,
                     help="end to end: duration of the paced load (70 %% of one worker's maximum)")  # fmt: skip
     bn.add_argument("--quick", action="store_true",
-                    help="small and fast (tests): one repetition, end to end on --events, 2-s paced load")  # fmt: skip
+                    help="small and fast (a smoke run, about a minute): smaller defaults, one "
+                    "repetition, end to end on --events, 2-s paced load")  # fmt: skip
     bn.add_argument("--no-e2e", action="store_true", help="offline part only (no broker)")
     bn.add_argument("--no-offline", action="store_true", help="end-to-end part only")
     bn.add_argument("--json", action="store_true", help="print one JSON object")

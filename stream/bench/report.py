@@ -109,8 +109,16 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+QUICK_EVENTS, QUICK_CUSTOMERS = 20_000, 2_000
+"""``--quick``'s sizes when ``--events`` / ``--customers`` are not given."""
+
+
 def main(args: argparse.Namespace) -> int:
     """CLI entry of ``microseg bench``."""
+    if args.events is None:
+        args.events = QUICK_EVENTS if args.quick else 300_000
+    if args.customers is None:
+        args.customers = QUICK_CUSTOMERS if args.quick else 30_000
     if min(args.events, args.customers, args.repeat, args.e2e_events) < 1:
         print("microseg bench: sizes and --repeat must be ≥ 1", file=sys.stderr)
         return 2

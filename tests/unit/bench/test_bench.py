@@ -64,6 +64,27 @@ def test_bench_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "offline replay" in out and "events/s" in out and "bytes" in out
 
 
+@pytest.mark.parametrize(
+    ("flags", "sizes"),
+    [([], (300_000, 30_000, 3)), (["--quick"], (20_000, 2_000, 1)),
+     (["--quick", "--events", "700"], (700, 2_000, 1))],
+)  # fmt: skip
+def test_quick_is_small_unless_told_otherwise(
+    flags: list[str], sizes: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream.bench import report
+
+    seen: list[tuple[int, int, int]] = []
+
+    def run_bench(events: int, customers: int, repeat: int) -> dict[str, object]:
+        seen.append((events, customers, repeat))
+        return {}
+
+    monkeypatch.setattr(report, "run_bench", run_bench)
+    assert main(["bench", "--no-e2e", "--json", *flags]) == 0
+    assert seen == [sizes]
+
+
 def test_synthetic_data_is_deterministic(tmp_path: Path) -> None:
     a, b = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
     generate(a, 300, 40)
