@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--compare", nargs=2, type=Path, metavar=("DIR_A", "DIR_B"),
                    help="diff two --offline output directories instead of replaying")  # fmt: skip
-    r.add_argument("--examples", type=int, default=5,
+    r.add_argument("--examples", type=_number(int, 0), default=5,
                    help="--compare: customers shown whose segment differs (default 5)")  # fmt: skip
     r.set_defaults(func=_replay)
 
@@ -269,10 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed", type=_number(float, 0.0), default=30_000.0,
                    help="event-time speed-up of the live part; 0: as fast as possible "
                    "(default 30,000: a day in ~2.9 s)")  # fmt: skip
-    d.add_argument("--live-days", type=float, default=35.0,
+    d.add_argument("--live-days", type=_number(float, 0.0), default=35.0,
                    help="the last this-many days of event time are paced at --speed; older "
                    "history is the backfill (default 35)")  # fmt: skip
-    d.add_argument("--backfill-seconds", type=float, default=40.0,
+    d.add_argument("--backfill-seconds", type=_number(float, 0.0), default=40.0,
                    help="the history before the live days is paced to take about this long "
                    "(default 40; with --speed 0 it is sent as fast as possible too)")  # fmt: skip
     d.add_argument("--follow", "--keep", dest="follow", action="store_true",
@@ -281,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plain status lines instead of the live view (the default without a TTY)")  # fmt: skip
     d.add_argument("--files", nargs="+", type=Path, default=None, metavar="FILE",
                    help="replay these JSONL files instead of the bundled demo data")  # fmt: skip
-    d.add_argument("--limit", type=int, default=None, help="at most N lines of each file")
-    d.add_argument("--drain-timeout", type=float, default=180.0,
+    d.add_argument("--limit", type=_number(int, 1), default=None,
+                   help="at most N lines of each file")  # fmt: skip
+    d.add_argument("--drain-timeout", type=_number(float, 0.0), default=180.0,
                    help="seconds to wait for the worker once the paced replay is due to end")  # fmt: skip
     d.add_argument("--summary-json", type=Path, default=None, metavar="PATH",
                    help="also write the summary as JSON to PATH")  # fmt: skip
@@ -345,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default evaluation)")  # fmt: skip
     ev.add_argument("--segments", type=_number(int, 2, 12), default=None,  # MICROSEG_SEGMENTS' range
                     metavar="K", help="number of segments, 2-12 (default MICROSEG_SEGMENTS)")  # fmt: skip
-    ev.add_argument("--warmup-days", type=float, default=30.0,
+    ev.add_argument("--warmup-days", type=_number(float, 0.0), default=30.0,
                     help="spurious changes are counted after this many days (default 30)")  # fmt: skip
     ev.add_argument("--oracle-switches", action="store_true",
                     help="score each migrant to an active persona as if their history began at "

@@ -8,18 +8,17 @@ the target and renamed into place, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from stream.core.events import STREAM_OF_TYPE
-from stream.core.scenarios import CHURN_SHARE, SCENARIOS, churn_day, scenario_plan
+from stream.core.scenarios import CHURN_SHARE, churn_day, scenario_plan
 from stream.core.simulate import iter_events, truth
 
 
@@ -97,22 +96,3 @@ def run_simulate(
         **answer["events"],
         "persona_end_counts": answer["persona_end_counts"],
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stream.simulate OUT_EVENTS OUT_TRUTH [--customers N] [--days D] [--seed S]``."""
-    ap = argparse.ArgumentParser(prog="python -m stream.simulate", description=__doc__)
-    ap.add_argument("out_events", type=Path)
-    ap.add_argument("out_truth", type=Path)
-    ap.add_argument("--customers", type=int, default=3000)
-    ap.add_argument("--days", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--scenario", choices=SCENARIOS, default="default")
-    a = ap.parse_args(argv)
-    summary = run_simulate(a.out_events, a.out_truth, a.customers, a.days, a.seed, a.scenario)
-    print(json.dumps(summary, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -43,6 +43,14 @@ def test_ctrl_c_says_interrupted_and_exits_130(
         (["demo", "--speed", "-1"], "argument --speed: must be at least 0"),
         (["evaluate", "F", "--truth", "T", "--segments", "20"], "argument --segments"),
         (["evaluate", "F", "--truth", "T", "--segments", "1"], "argument --segments"),
+        (["evaluate", "F", "--truth", "T", "--warmup-days", "-3"], "argument --warmup-days"),
+        (["demo", "--limit", "0"], "argument --limit: must be at least 1"),
+        (["demo", "--live-days", "-1"], "argument --live-days"),
+        (["demo", "--backfill-seconds", "-1"], "argument --backfill-seconds"),
+        (["demo", "--drain-timeout", "-5"], "argument --drain-timeout"),
+        (["replay", "--compare", "A", "B", "--examples", "-1"], "argument --examples"),
+        (["bench", "--quick", "--events", "0"], "argument --events"),
+        (["bench", "--repeat", "0"], "argument --repeat"),
     ],
 )
 def test_bad_arguments_are_usage_errors_naming_the_flag(
