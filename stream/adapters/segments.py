@@ -44,10 +44,10 @@ log = logging.getLogger(__name__)
 def stored_customers(svc: Service, partition: int) -> Iterator[tuple[str, CustomerState]]:
     """The customers stored in the local table for one input partition."""
     store: Any = svc.customers.data
-    dbs = getattr(store, "_dbs", None)
-    if dbs is not None:  # RocksDB: one database per partition
-        db = dbs.get(partition)
-        items = store._visible_items(db) if db is not None else iter(())
+    if hasattr(store, "_dbs"):  # RocksDB: one database per partition (opened if it is not yet,
+        # as `stream.adapters.tablestore` opens it: an assigned partition's is open after its
+        # rebalance, but not one Faust skipped there; it reads as empty otherwise)
+        items = store._visible_items(store._db_for_partition(partition))
     else:  # memory store: all partitions in one dict; keys are placed by the default partitioner
         from kafka.partitioner.default import murmur2
 
