@@ -129,6 +129,39 @@ def _by_partition(
     return out
 
 
+def owned_partitions(svc: Service) -> set[int]:
+    """The input partitions actively assigned to this worker (its table partitions: the changelog
+    is co-partitioned with the inputs)."""
+    inputs = set(svc.stream_of_topic)
+    return {tp.partition for tp in svc.app.assignor.assigned_actives() if tp.topic in inputs}
+
+
+def adopt_assigned(svc: Service, partitions: set[int]) -> None:
+    """Make the `Assigner`'s partitions those of the assignment: forget those no longer in it,
+    and build each new one's calendar from its stored customers (`Assigner.adopt`).
+
+    Run when the table has recovered after a rebalance (a restart, or partitions moved between
+    workers), before the input resumes: the worker's customer gauges (`Assigner.customers`,
+    `Assigner.segment_sizes`) then count every customer it holds from the moment it is ready.
+    Adopted only at a partition's first batch, as before, they left out every partition no batch
+    had reached since (0 after a restart). The scan of each new partition's store is the one its
+    first batch made before; that batch now finds the partition adopted. A partition that fails
+    is left out (counted and logged): its first batch adopts it, as before."""
+    assigner = svc.assigner
+    for partition in sorted(set(assigner.schedules) - partitions):
+        assigner.release(partition)
+        svc.last_event.pop(partition, None)
+    for partition in sorted(partitions):
+        if assigner.owns(partition):
+            continue
+        try:
+            assigner.adopt(partition, stored_customers(svc, partition))
+        except Exception:
+            assigner.release(partition)
+            svc.metrics.agent_errors.labels("ingest").inc()
+            log.exception("partition %d not adopted at recovery; its first batch will", partition)
+
+
 def _adopt(svc: Service, partition: int, event: Any) -> None:
     """Build a newly assigned partition's calendar from its stored customers."""
     if not svc.assigner.owns(partition):
@@ -181,7 +214,8 @@ def queue_step(svc: Service, step: Step) -> None:
 
 
 def register(svc: Service) -> None:
-    """Attach the trainer agent, the model feed and the rebalance hook to ``svc.app``."""
+    """Attach the trainer agent, the model feed and the rebalance and recovery hooks to
+    ``svc.app``."""
     app = svc.app
 
     @app.agent(svc.feature_samples_topic, name="trainer", concurrency=1)
@@ -215,6 +249,12 @@ def register(svc: Service) -> None:
                 svc.last_event.pop(tp.partition, None)
 
     app.on_partitions_revoked.connect(release)  # type: ignore[arg-type]
+
+    async def recovered() -> None:  # after every rebalance's table recovery, before input resumes
+        async with svc.lock:  # no batch or between-batch step meanwhile
+            adopt_assigned(svc, owned_partitions(svc))
+
+    svc.customers.on_recover(recovered)
 
 
 async def erase(svc: Service, event: Any) -> None:

@@ -176,7 +176,7 @@ class Assigner:
                 self.sizes[partition][segment_id] -= 1
 
     def customers(self) -> int:
-        """Customers in the partitions this worker has stepped since its assignment."""
+        """Customers in the partitions adopted (those the worker owns)."""
         return sum(len(s) for s in self.schedules.values())
 
     def segment_sizes(self) -> dict[int, int]:
