@@ -1,14 +1,19 @@
-"""After a worker restart, the table state equals that of an uninterrupted run."""
+"""After a worker restart, the table state equals that of an uninterrupted run, and the worker's
+customer gauges count what it holds: at once after the restart, and after a rebalance."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
+from stream.core.state import CustomerState, encoded_size
 from tests.factories import valid_stream
 from tests.integration.harness import (
+    WorkerProcess,
     assert_same_state,
+    key_partition,
     metric_sum,
     uninterrupted_states,
     wait_for,
@@ -16,6 +21,39 @@ from tests.integration.harness import (
 from tests.integration.test_ingest import final_states, producer_for
 
 pytestmark = pytest.mark.integration
+
+# A model within the first half (its first 2.8 days), so the workers hold segment members.
+MODEL = {
+    "MICROSEG_SAMPLE_RATE": "0.5",
+    "MICROSEG_MONITOR_RATE": "0.5",
+    "MICROSEG_WARMUP_SAMPLES": "50",
+    "MICROSEG_PUBLISH_EVERY": "100",
+    "MICROSEG_SEGMENTS": "4",
+}
+
+
+def assigned(worker: WorkerProcess, topic: str) -> set[int]:
+    """The partitions of ``topic`` assigned to ``worker`` (its consumer-lag series)."""
+    return {
+        int(dict(labels)["partition"])
+        for (name, labels), _ in worker.metrics().items()
+        if name == "microseg_consumer_lag_records" and dict(labels)["topic"] == topic
+    }
+
+
+def assert_gauges_count(
+    worker: WorkerProcess, states: dict[str, CustomerState], partitions: set[int], of: int
+) -> None:
+    """``microseg_customers``, ``microseg_state_bytes`` and ``microseg_segment_customers`` of
+    ``worker`` are the customers of ``states`` (the changelog's) in ``partitions`` (of ``of``)."""
+    held = [s for cid, s in states.items() if key_partition(cid.encode(), of) in partitions]
+    m = worker.metrics()
+    sizes = {
+        dict(lb)["segment"]: v for (n, lb), v in m.items() if n == "microseg_segment_customers"
+    }
+    got = (metric_sum(m, "microseg_customers"), metric_sum(m, "microseg_state_bytes"), sizes)
+    want_sizes = Counter(str(s.segment_id) for s in held if s.segment_id)
+    assert got == (len(held), len(held) * encoded_size(), dict(want_sizes)), partitions
 
 
 def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, spawn):
@@ -29,7 +67,7 @@ def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, sp
         producer.flush()
         producer.close()
 
-    first = spawn()
+    first = spawn(**MODEL)
     first.wait_ready()
     produce(events[:4_000])
     wait_for(
@@ -40,8 +78,13 @@ def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, sp
     first.stop()  # SIGTERM: a graceful stop, state kept in RocksDB and on the changelog
     assert not first.alive
 
-    second = spawn()  # same data directory: RocksDB state plus changelog recovery
+    second = spawn(**MODEL)  # same data directory: RocksDB state plus changelog recovery
     second.wait_ready()
+    # Before any new event, the gauges count every customer recovered (they read 0 when a
+    # partition was counted only from its first batch after the restart).
+    held = final_states(broker.bootstrap, names.changelog)
+    assert held, "the first half is on the changelog"
+    assert_gauges_count(second, held, set(range(names.partitions)), names.partitions)
     produce(events[4_000:])
     wait_for(
         lambda: metric_sum(second.metrics(), "microseg_events_total", outcome="accepted") >= 4_000,
@@ -61,3 +104,22 @@ def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, sp
     for customer, state in want.items():
         assert_same_state(got[customer], state)
     assert metric_sum(second.metrics(), "microseg_duplicates_skipped_total") == 0
+
+    # A rebalance: a third worker (its own data directory) joins and takes some partitions,
+    # recovered from the changelog; each worker's gauges count the partitions it now has.
+    third = spawn(**MODEL, MICROSEG_DATA_DIR=str(second.env["MICROSEG_DATA_DIR"]) + "-third")
+    third.wait_ready()
+    workers, everything = (second, third), set(range(names.partitions))
+
+    def split() -> bool:
+        parts = [assigned(w, topics["clickstream"]) for w in workers]
+        return (all(p and w.get("/ready")[0] == 200 for w, p in zip(workers, parts, strict=True))
+                and parts[0].isdisjoint(parts[1]) and parts[0] | parts[1] == everything)  # fmt: skip
+
+    wait_for(split, 90, "the two workers to share the partitions")
+    # Read after the rebalance: until a partition's next event no step writes to it (a
+    # catch-up to a model published after the last batch could have, before).
+    held = final_states(broker.bootstrap, names.changelog)
+    assert set(held) == set(want) and any(s.segment_id for s in held.values())
+    for w in workers:
+        assert_gauges_count(w, held, assigned(w, topics["clickstream"]), names.partitions)
