@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default evaluation)")  # fmt: skip
     ev.add_argument("--segments", type=_number(int, 2, 12), default=None,  # MICROSEG_SEGMENTS' range
                     metavar="K", help="number of segments, 2-12 (default MICROSEG_SEGMENTS)")  # fmt: skip
-    ev.add_argument("--warmup-days", type=_number(float, 0.0), default=30.0,
+    ev.add_argument("--warmup-days", type=float, default=30.0,
                     help="spurious changes are counted after this many days (default 30)")  # fmt: skip
     ev.add_argument("--oracle-switches", action="store_true",
                     help="score each migrant to an active persona as if their history began at "

@@ -43,7 +43,6 @@ def test_ctrl_c_says_interrupted_and_exits_130(
         (["demo", "--speed", "-1"], "argument --speed: must be at least 0"),
         (["evaluate", "F", "--truth", "T", "--segments", "20"], "argument --segments"),
         (["evaluate", "F", "--truth", "T", "--segments", "1"], "argument --segments"),
-        (["evaluate", "F", "--truth", "T", "--warmup-days", "-3"], "argument --warmup-days"),
         (["demo", "--limit", "0"], "argument --limit: must be at least 1"),
         (["demo", "--live-days", "-1"], "argument --live-days"),
         (["demo", "--backfill-seconds", "-1"], "argument --backfill-seconds"),
