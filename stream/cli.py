@@ -114,8 +114,10 @@ def _replay(args: argparse.Namespace) -> int:
     if args.compare:
         from stream.compare import run_compare
 
-        if args.files or args.from_topic:
-            raise MicrosegError("--compare takes two output directories and no replay source")
+        if args.files or args.from_topic or args.out is not None:
+            raise MicrosegError(
+                "--compare takes two output directories and no replay source or --out"
+            )
         return run_compare(args.compare[0], args.compare[1], args.json, args.examples)
     if args.out is not None and not args.offline:
         raise ReplayError("--out needs --offline (without it the replay goes to Kafka)")

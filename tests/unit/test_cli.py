@@ -91,6 +91,20 @@ def test_replay_out_needs_offline(
     assert not (tmp_path / "out").exists()
 
 
+def test_replay_compare_takes_no_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_compare(*args: object) -> int:
+        raise AssertionError("the comparison must not start")
+
+    monkeypatch.setattr("stream.compare.run_compare", no_compare)
+    argv = ["replay", "--compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", "x"]
+    assert cli.main(argv) == 2
+    assert "--compare takes two output directories and no replay source or --out" in (
+        capsys.readouterr().err
+    )
+
+
 def test_schemas_check_of_a_missing_dir_reports_missing_files_and_creates_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
