@@ -280,4 +280,16 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     first = errors[ranked[0][1]]
     reason = _PRIORITY[ranked[0][0]]
     where = ".".join(str(p) for p in first["loc"][1:]) or "<message>"
-    return Rejection(reason, f"{where}: {first['msg']}")
+    return Rejection(reason, f"{where}: {_without_value(first)}")
+
+
+def _without_value(error: Any) -> str:
+    """Pydantic's message, without the rejected value: a detail names fields, never values (a
+    ``type`` holding an e-mail address was copied into the dead letter's detail whole)."""
+    if error["type"] == "union_tag_invalid":
+        return "type is not an event type of this contract"
+    msg: str = error["msg"]
+    value = error.get("input")
+    if isinstance(value, str) and value and f"'{value}'" in msg:
+        msg = msg.replace(f"'{value}'", "<value>")
+    return msg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -121,3 +122,19 @@ def test_arbitrary_json_never_raises(obj: object) -> None:
     raw = json.dumps(obj).encode()
     result = Validator().validate(raw, b"k", stream=Stream.EMAIL, reference_ms=NOW_MS)
     assert isinstance(result, Rejection) or result.stream is Stream.EMAIL
+
+
+SECRET = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize("field", ["type", "channel", "currency", "ts", "amount", "discount"])
+@pytest.mark.parametrize("value", [SECRET, SECRET * 500])
+def test_a_rejection_names_the_field_never_the_value(field: str, value: str) -> None:
+    # A ``type`` holding an e-mail address was copied into the detail whole (pydantic's message
+    # for an unknown tag quotes it), 10 KB of it for a 10 KB type.
+    event = valid_event(3, "c", "purchases", random.Random(3))
+    raw = json.dumps({**event, field: value}).encode()
+    result = Validator().validate(raw, b"c", stream=Stream.PURCHASES, reference_ms=NOW_MS)
+    assert isinstance(result, Rejection)
+    assert SECRET not in result.detail and len(result.detail) < 400, result.detail
+    assert field in result.detail or result.reason is Reason.UNKNOWN_TYPE
