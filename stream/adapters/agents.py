@@ -177,7 +177,9 @@ async def _apply(svc: Service, events: Sequence[Any], records: list[RawRecord]) 
         return load_under(customer_id, by_key[customer_id.encode()])
 
     before = segments.day_passer(svc, events, load_under, stepped)
-    result: BatchResult = svc.ingest.process(records, load, before, svc.assigner.touched)
+    result: BatchResult = svc.ingest.process(
+        records, load, before, svc.assigner.touched, now_ms=int(time.time() * 1000)
+    )
     outbox = svc.outbox
     for dl in result.dead_letters:
         _queue_dead_letter(svc, dl)

@@ -125,6 +125,13 @@ class Aligner:
     pacer
         Holds back records at or past an event-time horizon: the trainer's progress
         (`stream.adapters.pace`).
+    future_ms
+        A record whose ``ts`` is more than this past the ``wall`` clock counts as one without a
+        readable time (it goes at once: ingest dead-letters it as ``future_timestamp``). Held at
+        the horizon instead, a record dated 9999 held its partition back until a pace timeout,
+        then lifted the horizon for good (`Pacer.gap`). None: no bound.
+    wall
+        The wall clock in seconds since the epoch, for ``future_ms``.
 
     >>> class Consumer:
     ...     high = {}
@@ -157,12 +164,16 @@ class Aligner:
         max_held: int = 20_000,
         clock: Callable[[], float] = time.monotonic,
         pacer: Pacer | None = None,
+        future_ms: int | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.gate = gate
         self.max_wait_s = max_wait_s
         self.max_held = max_held
         self.clock = clock
         self.pacer = pacer
+        self.future_ms = future_ms
+        self.wall = wall
         self.held = 0
         """Records held now."""
         self.forced = 0
@@ -196,11 +207,14 @@ class Aligner:
         that may go now, in order: each partition's in offset order, merged by event time, up
         to the newest time reached by every partition that has records to read and none held.
         If nothing could go for ``max_wait_s``, everything held goes."""
+        limit = None if self.future_ms is None else int(self.wall() * 1000) + self.future_ms
         for tp, recs in records.items():
             if not recs:
                 continue
             self._tps.add(tp)
             times = [event_ms(r.value) for r in recs]
+            if limit is not None and max(times) > limit:
+                times = [EARLIEST if t > limit else t for t in times]
             if self.pacer is not None and not self.pacer.started:  # its first records only
                 readable = [t for t in times if t != EARLIEST]
                 if readable:
@@ -456,12 +470,16 @@ def _faust_tps(tps: Iterable[Any]) -> set[Any]:
 
 
 def install(
-    app: Any, inputs: frozenset[str], max_wait_s: float, pacer: Pacer | None = None
+    app: Any,
+    inputs: frozenset[str],
+    max_wait_s: float,
+    pacer: Pacer | None = None,
+    future_ms: int | None = None,
 ) -> Aligner:
     """Make ``app``'s consumer release the ``inputs`` topics' records in event-time order from
     its first partition assignment on (and no further than ``pacer``'s horizon); return the
-    `Aligner` (for its metrics)."""
-    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s, pacer=pacer)
+    `Aligner` (for its metrics). ``future_ms``: as `Aligner`'s."""
+    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s, pacer=pacer, future_ms=future_ms)
 
     async def assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         consumer = app.consumer

@@ -229,8 +229,9 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
             pacer = Pacer(2 * DAY_MS, wide, settings.pace_max_wait_s)
             service.model_feed.on_progress = service.trainer_progressed
         service.aligner = align.install(
-            app, frozenset(inputs.values()), settings.align_max_wait_s, pacer
-        )
+            app, frozenset(inputs.values()), settings.align_max_wait_s, pacer,
+            future_ms=int(settings.future_tolerance_s * 1000),
+        )  # fmt: skip
     agents.register(service)
     segments.register(service)
     catch_up.register(service)

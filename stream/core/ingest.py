@@ -137,6 +137,7 @@ class Ingest:
         load: Callable[[str], CustomerState | None],
         before: Callable[[int, int, dict[str, CustomerState]], None] | None = None,
         after: Callable[[int, int, CustomerState], None] | None = None,
+        now_ms: int | None = None,
     ) -> BatchResult:
         """Process a batch. ``load(customer_id)`` returns the stored state or None.
 
@@ -148,6 +149,12 @@ class Ingest:
         ``partition``) is applied, with the states the batch changed so far: the worker samples
         a day there when ``t`` passes its boundary, as the offline engine does
         (`stream.core.engine.Stage.before_applied`), so both sample the same states.
+
+        ``now_ms`` (the worker's clock) also bounds the future check: an event is in the future
+        past the earlier of its record's timestamp and ``now_ms`` (plus the tolerance). The
+        record timestamp alone is the producer's to set: a purchase and its record both dated
+        9999 passed, and the worker's day clock and the trainer's calendar then marched towards
+        year 9999.
         """
         out = BatchResult()
         changed = out.changed
@@ -157,7 +164,7 @@ class Ingest:
                 rec.value,
                 rec.key,
                 stream=rec.stream,
-                reference_ms=rec.timestamp_ms if self.check_future else None,
+                reference_ms=_reference(rec.timestamp_ms, now_ms) if self.check_future else None,
             )
             if isinstance(result, Rejection):
                 out.dead_letters.append(
@@ -192,3 +199,10 @@ class Ingest:
             out.counts[(result.stream.value, result.type, outcome)] += 1
             changed[cid] = state
         return out
+
+
+def _reference(record_ms: int | None, now_ms: int | None) -> int | None:
+    """What an event's time must not pass (plus the tolerance): the earlier of the two known."""
+    if record_ms is None or now_ms is None:
+        return now_ms if record_ms is None else record_ms
+    return min(record_ms, now_ms)

@@ -139,6 +139,33 @@ def test_a_record_far_ahead_that_is_dead_lettered_does_not_hide_a_gap(valid: boo
     assert pacer.timeouts == 0 and clock.now == 0.0
 
 
+def test_a_record_dated_past_the_clock_goes_at_once_and_moves_no_horizon() -> None:
+    # A purchase dated 9999 (its record too) waited at the horizon with the records behind it
+    # until a pace timeout, then lifted the horizon for good. Past the wall clock plus the
+    # tolerance, it has no readable time for the aligner: it goes, to be dead-lettered.
+    clock = Clock()
+    pacer = Pacer(2 * DAY, 4 * DAY, max_wait_s=30, clock=clock)
+    wall = (T0 + 10 * DAY) / 1000  # the wall clock: 2024-01-11
+    al = Aligner(Consumer({CLICK: 4, MAIL: 0}), max_wait_s=2, clock=clock, pacer=pacer,
+                 future_ms=600_000, wall=lambda: wall)  # fmt: skip
+    al.assign({CLICK, MAIL})
+    pacer.learnt_until(T0, complete=True)  # horizon: 01-03
+    far = Rec(1, b'{"ts":"9999-12-31T23:59:59Z","type":"purchase"}')
+    out = al.take({CLICK: [rec(0, 1), far, rec(2, 5), rec(3, 30)]})
+    assert order(out) == [("click", 0), ("click", 1), ("click", 2), ("click", 3)]
+    al.processed({CLICK: 3}, valid_ms=T0 + 30 * HOUR)
+    assert pacer.horizon() == T0 + 2 * DAY  # not lifted
+    assert al.take({CLICK: [rec(4, 50)]}) == []  # paced as before: 01-03 waits for the trainer
+    assert pacer.timeouts == 0 and clock.now == 0.0
+    # Without the bound, the same record waits at the horizon and holds back what follows it.
+    al = Aligner(Consumer({CLICK: 4, MAIL: 0}), max_wait_s=2, clock=clock,
+                 pacer=Pacer(2 * DAY, 4 * DAY, max_wait_s=30, clock=clock))  # fmt: skip
+    al.assign({CLICK, MAIL})
+    assert al.pacer is not None
+    al.pacer.learnt_until(T0, complete=True)
+    assert order(al.take({CLICK: [rec(0, 1), far, rec(2, 5)]})) == [("click", 0)]
+
+
 def test_the_alignment_valve_does_not_push_records_past_the_horizon() -> None:
     clock = Clock()
     c = Consumer({CLICK: 3, MAIL: 5})  # e-mail has records to read and sends none

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -161,3 +161,26 @@ def test_an_invalid_event_does_not_move_how_far_the_batch_went() -> None:
     assert len(out.dead_letters) == 1
     assert out.newest_ms == event_time_ms(BASE)
     assert Ingest().process([bad], {}.get).newest_ms is None
+
+
+def test_a_record_dated_far_ahead_with_its_event_is_in_the_future_of_the_clock() -> None:
+    # The producer sets the record timestamp: an event and its record both dated 9999 passed the
+    # check against the record alone. The worker's clock bounds it too.
+    far = json.dumps({"event_id": "f", "customer_id": "c9", "type": "purchase",
+                      "ts": "9999-12-31T23:59:59Z", "order_id": "o", "amount": 10.5})  # fmt: skip
+    record_ms = event_time_ms(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    rec = RawRecord("purchases", Stream.PURCHASES, 0, 1, record_ms, b"c9", far.encode())
+    now_ms = event_time_ms(BASE)
+    assert len(Ingest().process([rec], {}.get).applied) == 1  # the record alone: in
+    out = Ingest().process([rec], {}.get, now_ms=now_ms)
+    assert not out.applied and out.rejected == {("purchases", "future_timestamp"): 1}
+    assert out.dead_letters[0].source.timestamp_ms == record_ms  # the origin as it came
+    # Within the tolerance of both, or of the clock when the record has no time: in.
+    near = _rec(0, "c1", "clickstream", 0)
+    assert len(Ingest().process([near], {}.get, now_ms=event_time_ms(BASE)).applied) == 1
+    # The record's own time still bounds an event the clock would let in.
+    early = RawRecord("purchases", Stream.PURCHASES, 0, 2, now_ms - 86_400_000, b"c9",
+                      far.replace("9999-12-31T23:59:59Z", BASE.isoformat()).encode())  # fmt: skip
+    assert Ingest().process([early], {}.get, now_ms=now_ms).rejected == {
+        ("purchases", "future_timestamp"): 1
+    }
