@@ -53,7 +53,10 @@ def _broker(args: argparse.Namespace) -> int:
         if stopping:  # asked to stop while starting: Tansu exited because we told it to
             return 0
         raise
-    print(f"embedded broker (Tansu, in memory) on {broker.url}; Ctrl-C stops it", flush=True)
+    print(f"embedded broker (Tansu, in memory) on {broker.url}; Ctrl-C stops it\n"
+          f"point workers at it with MICROSEG_BROKER={broker.url} MICROSEG_BROKER_KIND=tansu "
+          "(its quirks' workarounds; without them a restarted worker's recovery fails)",
+          flush=True)  # fmt: skip
     code = broker.wait()
     broker.stop()
     return 0 if stopping else code

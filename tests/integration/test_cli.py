@@ -57,6 +57,10 @@ def test_broker_command_serves_on_loopback_and_stops_on_sigterm() -> None:
         out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
         listening = [line for line in out.splitlines() if f":{port} " in line]
         assert listening and all("127.0.0.1:" in line for line in listening), listening
+        assert proc.stdout is not None  # the banner says how to point a worker at it
+        banner = proc.stdout.readline() + proc.stdout.readline()
+        url = f"kafka://127.0.0.1:{port}"
+        assert f"MICROSEG_BROKER={url} MICROSEG_BROKER_KIND=tansu" in banner, banner
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         with pytest.raises(ConnectionRefusedError):
