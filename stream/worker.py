@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import sys
 
 from stream.adapters.app import build_app
-from stream.adapters.embedded import broker_for
+from stream.adapters.embedded import bind_error, broker_for
 from stream.adapters.topics import ensure_topics
 from stream.config import Settings
 from stream.errors import ConfigError
@@ -20,21 +19,18 @@ def check_web_port(settings: Settings) -> None:
     """Raise `ConfigError` unless the HTTP server can bind ``MICROSEG_WEB_BIND:MICROSEG_WEB_PORT``
     (checked before anything starts: Faust would fail later with a traceback)."""
     host, port = settings.web_bind, settings.web_port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server binds
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"port {port} is already in use on {host}: set MICROSEG_WEB_PORT to a free "
-                    "port (or stop what listens there)"
-                ) from None
-            raise ConfigError(
-                f"cannot serve HTTP on MICROSEG_WEB_BIND={host} MICROSEG_WEB_PORT={port}: "
-                f"{exc.strerror or exc}"
-            ) from None
+    exc = bind_error(host, port)
+    if exc is None:
+        return
+    if exc.errno == errno.EADDRINUSE:
+        raise ConfigError(
+            f"port {port} is already in use on {host}: set MICROSEG_WEB_PORT to a free "
+            "port (or stop what listens there)"
+        )
+    raise ConfigError(
+        f"cannot serve HTTP on MICROSEG_WEB_BIND={host} MICROSEG_WEB_PORT={port}: "
+        f"{exc.strerror or exc}"
+    )
 
 
 def run_worker(settings: Settings) -> int:

@@ -67,6 +67,19 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return arm
 
 
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a TCP server could not bind ``host:port`` now (None: it could), tried the way the
+    HTTP server binds (address reuse on)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
+
+
 def _accepts(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True

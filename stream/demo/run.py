@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from stream.adapters.embedded import broker_for, free_port
+from stream.adapters.embedded import bind_error, broker_for, free_port
 from stream.adapters.topics import ensure_topics
 from stream.config import Settings
 from stream.demo.data import (
@@ -71,15 +70,6 @@ def worker_environ(
     if embedded:
         env["MICROSEG_BROKER_KIND"] = "tansu"
     return env
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -175,7 +165,9 @@ def _run(args: argparse.Namespace) -> int:
         kind = " (embedded Tansu, in memory)" if embedded else ""
         print(f"broker: kafka://{bootstrap[0]}{kind}", flush=True)
         ensure_topics(settings, bootstrap)
-        port = settings.web_port if _port_free(settings.web_port) else free_port()
+        port = (
+            settings.web_port if bind_error("127.0.0.1", settings.web_port) is None else free_port()
+        )
         env = worker_environ(os.environ, bootstrap, port, Path(tmp) / "data", embedded)
         state.base_url = f"http://127.0.0.1:{port}"
         with _worker(env, Path(tmp) / "worker.log") as proc:
