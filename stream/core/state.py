@@ -4,7 +4,8 @@ What a customer's state holds (and nothing else: erasing it erases the customer)
 
 * ``sums``: the event-time decayed aggregates of `stream.core.features`, stored *grown*:
   ``Σ w · exp((t − t0) / τ)`` against the reference time ``t0``, so applying an event touches only
-  its own aggregates and the result does not depend on arrival order;
+  its own aggregates and the result does not depend on arrival order (up to rounding); float32,
+  in memory as in the encoding;
 * event times: ``t0``, first and last event, last purchase, last event of the customer's own (not
   an e-mail sent, delivered or bounced to them) (ms since the epoch), and the kind of that last
   own event (an e-mail click, an organic touch, or other: `stream.core.activity`);
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 from stream.core.events import Stream
@@ -89,7 +91,10 @@ _from_bytes = int.from_bytes
 class CustomerState:
     """Everything the service keeps about one customer."""
 
-    sums: list[float] = field(default_factory=lambda: [0.0] * N_SUMS)
+    sums: array[float] = field(default_factory=lambda: array("f", bytes(4 * N_SUMS)))
+    """Float32 in memory as in the encoding: every update rounds as it is stored, so a state
+    that went through its bytes (the worker's table, between batches that fall where they may)
+    and one that stayed in memory (the offline replay) go on bit for bit alike."""
     t0: int = NO_TIME
     first_ts: int = NO_TIME
     last_ts: int = NO_TIME
@@ -116,7 +121,8 @@ class CustomerState:
     seg_since: int = NO_TIME
     scored_at: int = NO_TIME
     drift: tuple[int, float, float, float] = _NO_DRIFT
-    """Customer drift detector state (`stream.core.drift.page_hinkley_step`)."""
+    """Customer drift detector state (`stream.core.drift.page_hinkley_step`, which keeps it at
+    float32 precision, as stored)."""
     history: tuple[int, ...] = _NO_HISTORY
     """The last `HISTORY` segment moves, newest first, flat: (segment moved from (0: none),
     reason code, event-time minute + 1) each; all zero where there is none."""
@@ -191,7 +197,7 @@ class CustomerState:
             v = (*old[: n + 4], old[n + 2], *old[n + 4 :])  # last own event: the last event
         a = n + 17 + RECENT_IDS
         return cls(
-            sums=list(v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
+            sums=array("f", v[1:n]), t0=v[n], first_ts=v[n + 1], last_ts=v[n + 2],
             last_purchase_ts=v[n + 3], last_active_ts=v[n + 4], events=list(v[n + 5 : n + 8]),
             duplicates=v[n + 8], too_old=v[n + 9], partitions=list(v[n + 10 : n + 13]),
             offsets=list(v[n + 13 : n + 16]), ring_pos=v[n + 16], touch=touch, recent_ids=list(v[n + 17 : a]),

@@ -97,6 +97,61 @@ def final_segments(changes: list[dict[str, object]]) -> dict[str, int]:
     }
 
 
+def disagreement(
+    online_models: list[Any],
+    offline_dir: Path,
+    changes: list[dict[str, Any]],
+    got: dict[str, int],
+    want: dict[str, int],
+) -> list[str]:
+    """What tells online from offline, for the log: the first model version that differs, and
+    the newest changes of the customers whose final segments disagree (in the offline replay's
+    segment ids, mapped online → offline by the most customers shared)."""
+    offline_models = {}
+    with open(offline_dir / "segment-model.jsonl") as fh:
+        for line in fh:
+            m = json.loads(line)
+            offline_models[m["version"]] = m
+    lines = []
+    for r in sorted(online_models, key=lambda r: json.loads(r.value)["version"]):
+        m = json.loads(r.value)
+        if m != offline_models.get(m["version"]):
+            o = offline_models.get(m["version"], {})
+            keys = sorted(k for k in m.keys() | o.keys() if m.get(k) != o.get(k))
+            lines.append(
+                f"model v{m['version']} differs from offline in {keys} "
+                f"(offline has {sorted(offline_models)})"
+            )
+            if "segments" in keys and o:
+                for a, b in zip(m["segments"], o["segments"], strict=False):
+                    lines.append(
+                        f"  segment {a['id']}/{b['id']} {a['name']}/{b['name']} "
+                        f"weight {a['weight']}/{b['weight']} centroid Δ "
+                        f"{max(abs(x - y) for x, y in zip(a['centroid'], b['centroid']))}"
+                    )
+            break
+    else:
+        lines.append(f"online models v1..v{len(online_models)} equal offline's")
+    pairs = Counter((got[c], want[c]) for c in want)
+    to_off = {on: max((n, off) for (o, off), n in pairs.items() if o == on)[1] for on, _ in pairs}
+    apart = sorted(c for c in want if to_off[got[c]] != want[c])
+    lines.append(f"{len(apart)} customers apart; online→offline segments {sorted(pairs.items())}")
+    with open(offline_dir / "segment-changes.jsonl") as fh:
+        offline_changes = [json.loads(line) for line in fh]
+    for cid in apart[:12]:
+        for label, seq in (("on ", changes), ("off", offline_changes)):
+            mine = sorted((c for c in seq if c["customer_id"] == cid), key=lambda c: c["version"])
+            lines.append(
+                f"  {cid} {label}: "
+                + "; ".join(
+                    f"{c['event_time'][:13]} {c['previous'] and c['previous']['segment_id']}->"
+                    f"{c['current'] and c['current']['segment_id']} {c['reason']} m{c['model_version']}"
+                    for c in mine[-4:]
+                )
+            )
+    return lines
+
+
 def test_two_workers_score_with_one_model_and_agree_with_offline(
     broker, names, spawn, worker_env, tmp_path: Path
 ) -> None:
@@ -197,12 +252,18 @@ def test_two_workers_score_with_one_model_and_agree_with_offline(
     customers = sorted(want)
     ari = adjusted_rand([got[c] for c in customers], [want[c] for c in customers])
     print(f"online vs offline final segments: ARI {ari:.3f} over {len(customers)} customers")
+    print(*disagreement(models, tmp_path / "off", changes, got, want), sep="\n")
     # Issue 4 asks for ≥ 0.9. The trainer learns the same samples in the same order as offline
     # (the collator's canonical order; each day's sample taken as of the day boundary, before any
     # later event of the batch), so both publish the same models; what remains is scoring at
     # slightly different moments: 0.981, 0.979, 0.984, 0.981 measured. Before samples were taken
     # at the boundary, 1.4 % of them held an event or two from after midnight, the models parted
-    # from the first version on, and one run in seven gave 0.847.
+    # from the first version on, and one run in seven gave 0.847. Until the sums were float32 in
+    # memory as in the table (`stream.core.state`), every sample differed from offline in its
+    # last bits (centroids of the first model 1e-8 apart) and one run in nine gave 0.804: a
+    # k-means choice on a knife's edge; now the first models are equal and later ones at most
+    # 1e-9 apart (the order of one customer's events from three topics). The lines printed
+    # above say which model first differs and how the customers apart got there.
     assert ari >= 0.9
 
     lifecycle = [

@@ -141,10 +141,12 @@ def test_a_drifting_customer_is_re_evaluated_at_once_and_the_change_says_so() ->
     s = CustomerState(last_ts=0, segment_id=1, micro_id=101, seg_version=1, seg_since=0)
     # vector() of an empty state is fixed; move the model instead so the distance grows
     changes = []
-    for day, centre in enumerate([0.0, 0.0, 0.0, 0.0, 0.0, -4.0, -4.0], start=1):
+    for day, centre in enumerate([0.0, 0.1, 0.3, 0.2, 0.0, -4.0, -4.0], start=1):
         seg.model = None
         seg.set_model(_active(_model(day + 1, [centre, 3.0 + centre * 0.1], [1, 2])))
         changes += seg.score([("c1", s, day * DAY_MS)])
+        # kept as its bytes keep it: the worker's next evaluation reads it from its table
+        assert CustomerState.decode(s.encode()) == s, s.drift
     assert seg.customer_drifts >= 1
     assert [c.reason for c in changes] == ["customer_drift"]  # well within the 30-day dwell
     assert changes[0].current is not None and changes[0].current.segment_id == 2

@@ -91,7 +91,8 @@ def test_any_permutation_gives_the_same_features(
     s2, out2 = admit_all([events[i] for i in order])
     assert out1 == out2 == [ACCEPTED] * len(events)  # 20 days < the 30-day lateness bound
     at = last_time(events) + later_ms
-    assert_vectors_close(vector(s1, at), vector(s2, at), 1e-6, 1e-9)
+    # Float32 sums: the order of the roundings shows, most where a feature subtracts two sums.
+    assert_vectors_close(vector(s1, at), vector(s2, at), 1e-5, 1e-5)
     assert s1.events == s2.events
     assert (s1.first_ts, s1.last_ts, s1.last_purchase_ts, s1.last_active_ts) == (
         s2.first_ts,
@@ -128,7 +129,7 @@ def test_a_redelivered_offset_is_skipped(events: list[Any], data: st.DataObject)
     ingest = Ingest(check_future=False)
     s, _ = admit_all(events, ingest)
     before = vector(s, last_time(events))
-    sums = list(s.sums)
+    sums = s.sums[:]
     k = data.draw(st.integers(0, len(events) - 1))
     assert ingest.admit(s, events[k], partition=-1, offset=k) == DUPLICATE
     # an offset at or before the stream's mark is a redelivery, even under another event id
@@ -252,7 +253,8 @@ def test_encoding_round_trips_after_real_updates(events: list[Any], later_ms: in
     data = s.encode()
     assert len(data) == 399
     back = CustomerState.decode(data)
-    assert back.encode() == data  # float32 is a fixed point
+    assert back == s  # the sums are float32 in memory too
+    assert back.encode() == data
     assert (back.t0, back.first_ts, back.last_ts, back.last_purchase_ts, back.last_active_ts) == (
         s.t0,
         s.first_ts,
@@ -267,11 +269,32 @@ def test_encoding_round_trips_after_real_updates(events: list[Any], later_ms: in
         s.ring_pos,
     )
     at = last_time(events) + later_ms
-    # sums are float32 on disk; differences of sums (cart abandonment) need an absolute margin
-    assert_vectors_close(vector(back, at), vector(s, at), 1e-6, 1e-6)
+    assert vector(back, at) == vector(s, at)
     # and the decoded state keeps deduplicating
     ingest = Ingest(check_future=False)
     assert ingest.admit(back, events[-1], partition=-1, offset=len(events)) == DUPLICATE
+
+
+@settings(max_examples=100, deadline=None)
+@given(customer_events(), st.data())
+def test_a_state_read_back_between_events_goes_on_bit_for_bit(
+    events: list[Any], data: st.DataObject
+) -> None:
+    """The worker reads a customer's state from its table at each batch and writes it back
+    after; where the batches fall depends on timing. The offline replay keeps it in memory.
+    Both must end in the same bytes, or the trainer's samples, and with them the models,
+    differ between the two (the two-worker test of issue 4 once agreed at ARI .804)."""
+    cuts = data.draw(st.sets(st.integers(0, len(events) - 1)))
+    kept, _ = admit_all(events)
+    ingest = Ingest(check_future=False)
+    s = CustomerState()
+    for i, ev in enumerate(events):
+        if i in cuts:
+            s = CustomerState.decode(s.encode())
+        assert ingest.admit(s, ev, partition=-1, offset=i) == ACCEPTED
+    assert s.encode() == kept.encode()
+    at = last_time(events)
+    assert vector(s, at) == vector(kept, at)
 
 
 def test_the_largest_valid_amount_at_the_largest_growth_can_be_encoded() -> None:

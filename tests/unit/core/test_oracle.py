@@ -38,7 +38,8 @@ def _replay(days: list[tuple[float, str, str]], switch_day: float) -> tuple[
 
 
 def _close(a: list[float], b: list[float]) -> bool:
-    return all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b, strict=True))
+    """Equal up to the float32 rounding of the sums."""
+    return all(abs(x - y) <= 1e-5 * max(1.0, abs(y)) for x, y in zip(a, b, strict=True))
 
 
 def test_the_view_is_the_post_switch_history_even_after_the_sums_were_rebased() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,7 +65,7 @@ def test_encoding_round_trips(
     sums: list[float], t: int, events: list[int], parts: list[int], offs: list[int], ids: list[int]
 ) -> None:
     s = CustomerState(
-        sums=sums,
+        sums=array("f", sums),
         t0=t,
         first_ts=t - 5,
         last_ts=t + 5,
