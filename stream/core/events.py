@@ -12,7 +12,7 @@ types (a number sent as a string is a wrong type, not silently coerced).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
@@ -22,6 +22,18 @@ ID = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(max_length=1024)]
 Money = Annotated[float, Field(ge=0, le=1e15, allow_inf_nan=False)]
 """A non-negative amount in the event's currency, at most 10^15 (larger is ``invalid_value``)."""
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+"""The earliest event time the contract accepts (earlier is ``bad_timestamp``). A date left at
+its default upstream (the epoch, year 1) is no event time: one such event made its customer's
+tenure the 10-year cap, and, as the first event of a partition, made the segmentation step
+through every day since (739,000 days for year 1: an offline replay of 27,000 lines took 19 s
+instead of 1.5)."""
+Timestamp = Annotated[
+    AwareDatetime,
+    Field(
+        ge=EARLIEST_TS, description="RFC 3339 with a UTC offset, not before 2000-01-01T00:00:00Z"
+    ),
+]
 
 
 class Stream(StrEnum):
@@ -71,7 +83,7 @@ class _Event(BaseModel):
 
     event_id: ID
     customer_id: ID
-    ts: AwareDatetime
+    ts: Timestamp
 
 
 class ClickEvent(_Event):

@@ -41,7 +41,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_FIELD: "a required field is absent (or null)",
     Reason.WRONG_TYPE: "a field has the wrong JSON type",
     Reason.INVALID_VALUE: "a field has the right type but a value outside its domain",
-    Reason.BAD_TIMESTAMP: "`ts` is not RFC 3339 with a UTC offset",
+    Reason.BAD_TIMESTAMP: "`ts` is not RFC 3339 with a UTC offset, or is before 2000-01-01T00:00:00Z",
     Reason.FUTURE_TIMESTAMP: "`ts` is later than the record's time plus the tolerance",
     Reason.NEGATIVE_AMOUNT: "amount, price or discount below zero",
     Reason.OVERSIZED: "the message is larger than the configured maximum",

@@ -17,6 +17,7 @@ from tests.factories import REASONS_COVERED, malformed, valid_event
 
 NOW = datetime(2024, 3, 2, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
+EARLIEST = "2000-01-01T00:00:00Z"
 
 
 @pytest.mark.parametrize("i", range(17))
@@ -57,6 +58,27 @@ def test_unknown_fields_are_ignored_and_types_are_strict() -> None:
     assert not hasattr(event, "new_field")
     bad = raw.replace(b'"price":3', b'"price":"3"')
     assert Validator().validate(bad, b"c").reason is Reason.WRONG_TYPE
+
+
+@pytest.mark.parametrize(
+    ("ts", "ok"),
+    [("0001-01-01T00:00:00Z", False), ("1970-01-01T00:00:00Z", False),
+     ("1999-12-31T23:59:59.999Z", False), ("2000-01-01T00:59:59+01:00", False),
+     ("2000-01-01T00:00:00Z", True), ("2000-01-01T01:00:00+01:00", True)],
+)  # fmt: skip
+def test_an_event_before_2000_is_a_bad_timestamp(ts: str, ok: bool) -> None:
+    """A date left at its default upstream (the epoch, year 1) is no event time, in the
+    worker and in the offline replay alike (`stream.core.events.EARLIEST_TS`)."""
+    raw = json.dumps({"event_id": "e", "customer_id": "c", "type": "page_view", "ts": ts}).encode()
+    validator = Validator()
+    for result in (validator.validate(raw, b"c", stream=Stream.CLICKSTREAM, reference_ms=NOW_MS),
+                   validator.validate_line(raw, None)):  # fmt: skip
+        if ok:
+            assert not isinstance(result, Rejection), result
+        else:
+            assert isinstance(result, Rejection) and result.reason is Reason.BAD_TIMESTAMP
+            assert result.detail == "ts: Input should be greater than or equal to " + EARLIEST
+    assert (validator.fields_of_line(raw) is not None) is ok
 
 
 def test_null_for_a_required_field_is_a_missing_field() -> None:
