@@ -25,19 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def is_ready(svc: Service) -> bool:
-    """Partitions assigned, table recovery finished, and the newest model that existed at
-    start-up loaded (none is needed before the trainer has published one)."""
+    """Partitions assigned, table recovery finished, the newest model that existed at start-up
+    loaded (none is needed before the trainer has published one), and not stopping."""
     app = svc.app
     tables: Any = app.tables
     recovered = bool(tables.recovery.completed.is_set())
     assigned = bool(app.consumer.assignment()) if app.consumer else False
     model = svc.model_feed.caught_up.is_set()
-    return bool(recovered and assigned and model and not app.rebalancing)
+    return bool(recovered and assigned and model and not app.rebalancing and not app.should_stop)
 
 
 def consumer_lags(svc: Service) -> dict[tuple[str, int], int]:
     """Records not yet read per assigned input partition: the high watermark of the latest
-    Fetch response (right on Tansu too, unlike its ListOffsets) minus the next offset to read."""
+    Fetch response (right on Tansu too, unlike its ListOffsets) minus the next offset to read;
+    a partition whose position is not known yet is left out."""
     consumer: Any = svc.app.consumer
     if consumer is None:
         return {}
@@ -53,7 +54,13 @@ def consumer_lags(svc: Service) -> dict[tuple[str, int], int]:
         if high is None:
             continue
         read = consumer._read_offset.get(tp)
-        position = read + 1 if read is not None else consumer._committed_offset.get(tp) or 0
+        committed = consumer._committed_offset.get(tp)
+        if read is None and committed is None:
+            # Just assigned, its committed offset not fetched yet (or nothing committed nor read
+            # yet): counting from offset 0 reported the whole topic (90,144 records on a
+            # worker a few dozen behind, at each rebalance). No figure beats a wrong one.
+            continue
+        position = read + 1 if read is not None else committed
         lags[(tp.topic, tp.partition)] = max(int(high) - position, 0)
     return lags
 
