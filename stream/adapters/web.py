@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import faust.web
 
 from stream.adapters.metrics import CONTENT_TYPE
+from stream.adapters.owner import to_owner
 from stream.core.census import Census
 from stream.core.model import SegmentModel
 from stream.core.state import CustomerState, StateDecodeError, encoded_size
@@ -144,11 +145,16 @@ def register(svc: Service) -> None:
         body = {"ready": ok, "model_version": model.version if model else 0}
         return web.json(body, status=200 if ok else 503)
 
-    table_route: Any = app.table_route(table=svc.customers, match_info="customer_id")
-
     @app.page("/customers/{customer_id}")
     class Customer(faust.web.View):
-        """One customer: look-up and erasure, each answered by the owning worker."""
+        """One customer: look-up and erasure, each answered by the owning worker
+        (`stream.adapters.owner`: 503 while that cannot be done right)."""
+
+        async def get(self, request: Any, customer_id: str) -> Any:
+            return await to_owner(svc, self, request, customer_id, Customer._get)
+
+        async def delete(self, request: Any, customer_id: str) -> Any:
+            return await to_owner(svc, self, request, customer_id, Customer._delete)
 
         async def _get(self, request: Any, customer_id: str) -> Any:
             raw = svc.customers.get(customer_id.encode())
@@ -168,9 +174,6 @@ def register(svc: Service) -> None:
                 return error(self.web, 404, "not_found", "no such customer (or already erased)")
             await svc.erasure_topic.send(key=customer_id.encode(), value=b"{}")
             return self.web.json({"status": "accepted", "customer_id": customer_id}, status=202)
-
-        get = table_route(_get)
-        delete = table_route(_delete)
 
     @app.page("/segments")
     async def segments(web: Any, request: Any) -> Any:

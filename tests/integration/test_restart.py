@@ -4,6 +4,8 @@ customer gauges count what it holds: at once after the restart, and after a reba
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -30,6 +32,53 @@ MODEL = {
     "MICROSEG_PUBLISH_EVERY": "100",
     "MICROSEG_SEGMENTS": "4",
 }
+
+
+class Lookups:
+    """``GET /customers/{id}`` of known customers on one worker, round and round in a thread,
+    counting the answers by status, or by what was wrong with them."""
+
+    def __init__(self, worker: WorkerProcess, customers: list[str]) -> None:
+        self.worker, self.customers = worker, customers
+        self.answers: Counter[int | str] = Counter()
+        self.odd: list[tuple[str, str, int | str]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Lookups:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            for cid in self.customers:
+                answer = self._ask(cid)
+                self.answers[answer] += 1
+                if answer not in (200, 503):
+                    self.odd.append((time.strftime("%H:%M:%S"), cid, answer))
+                time.sleep(0.02)
+
+    def _ask(self, cid: str) -> int | str:
+        """The status, or what was wrong with the answer."""
+        try:
+            status, body = self.worker.get(f"/customers/{cid}", timeout=30)
+        except OSError as exc:
+            return type(exc).__name__
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            return f"{status} not JSON"
+        if status == 200 and obj.get("customer_id") != cid:
+            return "200 for another customer"
+        if status == 503 and obj.get("error") != "unavailable":
+            return f"503 {obj.get('error')}"
+        return status
+
+    def stop(self) -> Counter[int | str]:
+        self._done.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive()
+        return self.answers
 
 
 def assigned(worker: WorkerProcess, topic: str) -> set[int]:
@@ -107,6 +156,8 @@ def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, sp
 
     # A rebalance: a third worker (its own data directory) joins and takes some partitions,
     # recovered from the changelog; each worker's gauges count the partitions it now has.
+    # Meanwhile customers are looked up on the second worker (`stream.adapters.owner`).
+    looked_up = Lookups(second, sorted(want)[:50]).start()
     third = spawn(**MODEL, MICROSEG_DATA_DIR=str(second.env["MICROSEG_DATA_DIR"]) + "-third")
     third.wait_ready()
     workers, everything = (second, third), set(range(names.partitions))
@@ -123,3 +174,15 @@ def test_state_after_graceful_restart_equals_uninterrupted_run(broker, names, sp
     assert set(held) == set(want) and any(s.segment_id for s in held.values())
     for w in workers:
         assert_gauges_count(w, held, assigned(w, topics["clickstream"]), names.partitions)
+
+    # The third worker leaves (SIGTERM) while look-ups go on; then the second owns everything.
+    third.stop()
+    wait_for(lambda: assigned(second, topics["clickstream"]) == everything
+             and second.get("/ready")[0] == 200, 90, "the second worker to own every partition")  # fmt: skip
+    answers = looked_up.stop()
+    # Every customer exists: each answer is the customer, or 503 with Retry-After while the
+    # worker cannot answer right (rebalancing, the owner gone); never 404, never a 500.
+    assert answers[200] > 0 and set(answers) <= {200, 503}, (answers, looked_up.odd)
+    print("look-ups during the join and the leave:", dict(answers))
+    for cid in sorted(want)[:50]:
+        assert second.get(f"/customers/{cid}")[0] == 200
