@@ -872,6 +872,36 @@ ALERT_SCENARIOS: list[dict[str, Any]] = [
         ],
         "promql_expr_test": [_firing("10m"), _firing("40m", ("MicrosegDriftStorm", ""))],
     },
+    {  # Customer drift storm: 240 customer-level detections an hour (w1 and w2 together)
+        # against 1,000 customers (600 + 400), far above 5 % of them. The alert keeps its level.
+        "input_series": [
+            _series(
+                'microseg_drift_detections_total{instance="w1",level="customer",detector="page_hinkley"}',
+                "0+2x60",
+            ),
+            _series(
+                'microseg_drift_detections_total{instance="w2",level="customer",detector="page_hinkley"}',
+                "0+2x60",
+            ),
+            _series('microseg_customers{instance="w1"}', "600x60"),
+            _series('microseg_customers{instance="w2"}', "400x60"),
+        ],
+        "promql_expr_test": [
+            _firing("10m"),
+            _firing("40m", ("MicrosegDriftStorm", "")),
+            {
+                "eval_time": "40m",
+                "expr": 'ALERTS{alertname="MicrosegDriftStorm",alertstate="firing"}',
+                "exp_samples": [
+                    {
+                        "labels": 'ALERTS{alertname="MicrosegDriftStorm",alertstate="firing",'
+                        'job="microseg",level="customer",severity="warning"}',
+                        "value": 1,
+                    }
+                ],
+            },
+        ],
+    },
     {  # One erasure fails on w1: its series is new (no increase() yet) and must still alert,
         # then clear. w1's ingest agent keeps failing; w2's trainer failed once.
         "input_series": [
