@@ -4,13 +4,24 @@ closed sets).
 
 Each worker owns one `Metrics` (its own registry), so several apps can live in one process
 (tests) without colliding.
+
+No ``*_created`` series: prometheus_client's creation-time samples of counters, histograms and
+summaries are turned off when a `Metrics` is set up (the switch is process-wide; nothing here
+reads them, nor does any dashboard or alert).
 """
 
 from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from stream.core.ingest import BatchResult
@@ -23,6 +34,8 @@ class Metrics:
     """The worker's metrics."""
 
     def __init__(self) -> None:
+        # Here, not at import: no *_created noise on /metrics.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events = Counter(
