@@ -34,6 +34,7 @@ GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "microseg.json"
 GRAFANA_DATASOURCES_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASHBOARDS_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "microseg.yml"
+README_FILE = ROOT / "README.md"
 
 # Every setting microseg reads from the environment, from stream.config.Settings itself: a
 # MICROSEG_* name used in the deployment files that is not here would be silently ignored.
@@ -735,6 +736,20 @@ def test_metric_names_in_dashboard_and_alerts_are_exported(
     known = exported_names | set(metric_families)
     unknown_prose = {name for text in prose for name in METRIC_NAME.findall(text)} - known
     assert not unknown_prose, f"descriptions name unknown metrics: {sorted(unknown_prose)}"
+
+
+def test_readme_metrics_section_lists_every_metric(metric_families: dict[str, str]) -> None:
+    # README "Metrics" (up to "Dashboard and alerts") names each family as it is queried:
+    # `name_total` for a counter, with its labels in braces when it has any.
+    readme = README_FILE.read_text(encoding="utf-8")
+    section = readme.split("\n## Metrics\n", 1)[1].split("\n### Dashboard and alerts\n", 1)[0]
+    missing = [
+        series
+        for name, kind in metric_families.items()
+        for series in [name + "_total" if kind == "counter" else name]
+        if not re.search(rf"`{series}(\{{[a-z_,]+\}})?`", section)
+    ]
+    assert not missing, f"README's Metrics section leaves out {missing}"
 
 
 # --------------------------------------------------------------------------- promtool
