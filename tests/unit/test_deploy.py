@@ -66,7 +66,8 @@ WORKER_SERVICES = ("worker-1", "worker-2")
 PROMETHEUS_SERVICE = "prometheus"
 GRAFANA_SERVICE = "grafana"
 
-MAX_INPUT_MESSAGE_BYTES = 2 * 1024 * 1024
+# Largest input message a worker accepts by default (larger ones are dead-lettered as oversized).
+MAX_INPUT_MESSAGE_BYTES = Settings.model_fields["max_message_bytes"].default
 
 
 # --------------------------------------------------------------------------- helpers
@@ -273,8 +274,15 @@ def test_kafka_single_node_internal_topics(kafka_env: dict[str, str]) -> None:
     assert "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS" in kafka_env
 
 
-def test_kafka_accepts_large_input_messages(kafka_env: dict[str, str]) -> None:
-    assert int(kafka_env["KAFKA_MESSAGE_MAX_BYTES"]) > MAX_INPUT_MESSAGE_BYTES
+def test_kafka_accepts_large_input_messages(
+    services: dict[str, dict[str, Any]], kafka_env: dict[str, str]
+) -> None:
+    # The broker must take what the workers accept, and oversized ones so they can be dead-lettered.
+    accepted = max(
+        int(_env(services[name]).get("MICROSEG_MAX_MESSAGE_BYTES", MAX_INPUT_MESSAGE_BYTES))
+        for name in WORKER_SERVICES
+    )
+    assert int(kafka_env["KAFKA_MESSAGE_MAX_BYTES"]) > accepted
 
 
 def test_kafka_has_healthcheck(services: dict[str, dict[str, Any]]) -> None:
