@@ -760,6 +760,18 @@ def test_readme_metrics_section_lists_every_metric(metric_families: dict[str, st
     assert not missing, f"README's Metrics section leaves out {missing}"
 
 
+def test_readme_layout_names_what_deploy_holds() -> None:
+    # README "Layout": the deploy/ entry (up to the next top-level entry) names each of its files.
+    readme = README_FILE.read_text(encoding="utf-8")
+    layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    entry = re.search(r"^deploy/ +(.*(?:\n {19}.*)*)", layout, re.MULTILINE)
+    assert entry, "README's Layout has no deploy/ entry"
+    missing = {path.name for path in (ROOT / "deploy").iterdir()} - set(
+        re.findall(r"[\w.]+", entry.group(1))
+    )
+    assert not missing, f"Layout's deploy/ omits {missing}"
+
+
 # --------------------------------------------------------------------------- promtool
 
 
