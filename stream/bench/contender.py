@@ -24,7 +24,7 @@ CONTENDERS = ("worker", "count", "table_send")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the contender's app, add the probe, run the Faust worker."""
-    import faust
+    from stream.worker import faust_worker
 
     p = argparse.ArgumentParser(prog="python -m stream.bench.contender")
     p.add_argument("kind", choices=CONTENDERS)
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         app = build_baseline(args.kind, settings, bootstrap, tansu)
     probe.install(app, settings.input_topics.values(), args.probe_file)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust_worker(app, settings)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +56,63 @@ def test_a_free_web_port_passes() -> None:
 def test_an_address_not_of_this_host_names_the_bind_setting() -> None:
     with pytest.raises(ConfigError, match=r"MICROSEG_WEB_BIND=192\.0\.2\.1"):
         worker.check_web_port(Settings.load(web_bind="192.0.2.1", web_port=6066))
+
+
+@pytest.fixture
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo the Faust worker's logging set-up (it replaces the root logger's handlers, and
+    sys.stdout and sys.stderr with proxies logging what is written to them)."""
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    root = logging.getLogger()
+    saved = [
+        (lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled)
+        for lg in [root, *logging.Logger.manager.loggerDict.values()]
+        if isinstance(lg, logging.Logger)
+    ]
+    yield
+    for lg, level, handlers, propagate, disabled in saved:
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate, lg.disabled = propagate, disabled
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_debug_is_ours_only_the_clients_never_print_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import faust
+
+    settings = Settings.load(log_level="debug")
+    app = faust.App("logging-test", autodiscover=False)
+    faust_worker = worker.faust_worker(app, settings)
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG)  # whatever was set before start-up
+    faust_worker._setup_logging()  # what the worker does as it starts (mode's Worker)
+    try:
+        for name in (
+            "aiokafka",
+            "aiokafka.conn",
+            "faust.transport.drivers.aiokafka",
+            "faust.topics",
+        ):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO, name
+        assert logging.getLogger("kafka.net.connection").getEffectiveLevel() >= logging.WARNING
+        assert logging.getLogger("mode.services").getEffectiveLevel() >= logging.INFO
+        assert logging.getLogger("stream.adapters.agents").getEffectiveLevel() == logging.DEBUG
+        logging.getLogger("aiokafka.conn").debug("Request 7: ProduceRequest(customer-0042)")
+        logging.getLogger("faust.topics").debug("send: k=b'customer-0042'")
+        logging.getLogger("stream.adapters.agents").debug("batch of 3 records")
+        out = capsys.readouterr()
+        assert "batch of 3 records" in out.out + out.err
+        assert "customer-0042" not in out.out + out.err
+    finally:  # now, not when the worker is collected (it would reset sys.stderr then)
+        faust_worker.exit_stack.close()
+
+
+@pytest.mark.parametrize("level", ["info", "warning", "error"])
+def test_other_levels_hold_for_every_logger(level: str) -> None:
+    config = worker.logging_config(level)
+    wanted = logging.getLevelNamesMapping()[level.upper()]
+    assert config["root"]["level"] == wanted
+    assert config["loggers"]["stream"]["level"] == wanted
+    assert all(c["level"] >= wanted for c in config["loggers"].values())
