@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from stream.adapters.app import build_app
@@ -73,9 +75,27 @@ def check_web_port(settings: Settings) -> None:
     )
 
 
+def check_data_dir(settings: Settings) -> None:
+    """Create ``MICROSEG_DATA_DIR`` and raise `ConfigError` unless a file can be written in it
+    (checked before anything starts: Faust, which creates it without its parents, would fail
+    later with a traceback)."""
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".microseg-write-check-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"MICROSEG_DATA_DIR={path} cannot be created or written ({exc.strerror or exc}): "
+            "set it to a directory the worker may create and write, for its local state"
+        ) from None
+
+
 def run_worker(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT; return the exit code."""
     check_web_port(settings)
+    check_data_dir(settings)
     with broker_for(settings.brokers, settings.embedded_broker_port) as (bootstrap, embedded):
         if embedded:
             print(f"embedded broker on kafka://{bootstrap[0]} (in memory)", file=sys.stderr)

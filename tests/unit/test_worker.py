@@ -6,10 +6,11 @@ import logging
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from stream import worker
+from stream import cli, worker
 from stream.config import Settings
 from stream.errors import ConfigError
 
@@ -116,3 +117,27 @@ def test_other_levels_hold_for_every_logger(level: str) -> None:
     assert config["root"]["level"] == wanted
     assert config["loggers"]["stream"]["level"] == wanted
     assert all(c["level"] >= wanted for c in config["loggers"].values())
+
+
+@pytest.mark.parametrize("where", ["/proc/nope", "/proc", "file/sub"])  # /proc: exists, no writes
+def test_a_data_dir_that_cannot_be_made_fails_before_anything_starts(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_broker(*args: object) -> None:
+        raise AssertionError("the broker must not start")
+
+    monkeypatch.setattr(worker, "broker_for", no_broker)
+    monkeypatch.setattr(worker, "check_web_port", lambda settings: None)
+    (tmp_path / "file").write_text("")  # a file where a directory is needed
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MICROSEG_DATA_DIR", where)
+    assert cli.main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert f"MICROSEG_DATA_DIR={where} cannot be created or written" in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_data_dir_is_created_with_its_parents(tmp_path: Path) -> None:
+    worker.check_data_dir(Settings.load(data_dir=tmp_path / "a" / "b"))
+    assert (tmp_path / "a" / "b").is_dir()
+    assert not list((tmp_path / "a" / "b").iterdir())  # the write check leaves nothing
