@@ -6,7 +6,9 @@ the variable and what it accepts, before anything connects anywhere.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -219,6 +221,7 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **overrides: object) -> Settings:
         """Read and validate the environment once; raise `ConfigError` saying what to fix."""
+        check_names(os.environ)
         try:
             settings = cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
@@ -250,6 +253,35 @@ class Settings(BaseSettings):
                 "MICROSEG_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
             )
         return settings
+
+
+READ_ELSEWHERE: frozenset[str] = frozenset()
+"""``MICROSEG_*`` variables read outside `Settings` (none: the demo and the bench pass settings on
+to the worker's environment, tests set them; all are fields). Add one here, not elsewhere."""
+KNOWN_VARIABLES = (
+    frozenset("MICROSEG_" + name.upper() for name in Settings.model_fields) | READ_ELSEWHERE
+)
+"""Every ``MICROSEG_*`` environment variable microseg reads; any other is refused."""
+
+
+def check_names(environ: Mapping[str, str]) -> None:
+    """Raise `ConfigError` naming each ``MICROSEG_*`` variable of ``environ`` that is no setting
+    (a misspelt one would be ignored silently), with the nearest known name. Case is ignored, as
+    `Settings` ignores it. Values are not shown: one may be a secret."""
+    prefix = "MICROSEG_"
+    names = {n[len(prefix) :]: n for n in KNOWN_VARIABLES}
+    lines = []
+    for var in sorted(environ):
+        if not var.upper().startswith(prefix) or var.upper() in KNOWN_VARIABLES:
+            continue
+        near = difflib.get_close_matches(var.upper()[len(prefix) :], names, n=1)
+        hint = f" (did you mean {names[near[0]]}?)" if near else ""
+        lines.append(f"{var} is not a setting{hint}: rename or unset it")
+    if lines:
+        raise ConfigError(
+            "unknown MICROSEG_* variables (README.md, 'Settings', lists the settings):\n  "
+            + "\n  ".join(lines)
+        )
 
 
 _SECURITY = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")

@@ -149,3 +149,20 @@ def test_help_is_plain_and_says_each_default() -> None:
         for action in sub._actions:
             if set(action.option_strings) & set(flags):
                 assert action.help and f"(default {action.default})" in action.help, action
+
+
+def test_a_misspelt_setting_stops_the_worker_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream import worker
+
+    def no_worker(settings: object) -> int:
+        raise AssertionError("the worker must not start")
+
+    monkeypatch.setattr(worker, "run_worker", no_worker)
+    var = "MICROSEG_" + "PARTITION"  # built from parts: no name the repository uses
+    monkeypatch.setenv(var, "4")
+    assert cli.main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("microseg: unknown MICROSEG_* variables")
+    assert f"{var} is not a setting (did you mean MICROSEG_PARTITIONS?)" in err

@@ -183,3 +183,61 @@ def test_every_feature_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for f in FEATURES:
         assert f"| `{f.name}` | {f.meaning} |" in readme, f"{f.name} missing or stale in README"
+
+
+# Misspelt names are built from parts, so that the scan of the repository below does not find them.
+@pytest.mark.parametrize(
+    ("var", "meant"),
+    [
+        ("MICROSEG_" + "LOGLEVEL", "MICROSEG_LOG_LEVEL"),
+        ("MICROSEG_" + "PARTITION", "MICROSEG_PARTITIONS"),
+        ("microseg_" + "sasl_pasword", "MICROSEG_SASL_PASSWORD"),  # Settings ignores case too
+    ],
+)
+def test_a_misspelt_setting_is_refused_with_the_nearest_name(
+    var: str, meant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(var, "hunter2-secret")
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    msg = str(err.value)
+    assert f"{var} is not a setting (did you mean {meant}?): rename or unset it" in msg
+    assert "hunter2-secret" not in msg
+
+
+def test_an_unknown_setting_far_from_any_is_refused_without_a_guess(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    var = "MICROSEG_" + "XYZZY"
+    monkeypatch.setenv(var, "1")
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert str(err.value).endswith(f"\n  {var} is not a setting: rename or unset it")
+
+
+def _used_in_the_repository() -> set[str]:
+    """Every MICROSEG_* name written out in the code, tests, scripts, CI, deployment and docs."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    name = re.compile(r"\bMICROSEG_[A-Z0-9_]*[A-Z0-9]\b")  # not prefixes such as MICROSEG_TOPIC_
+    places = ["stream", "tests", "scripts", "docs", "deploy", ".ci", "Makefile",
+              "docker-compose.yml", "README.md", "BENCHMARKS.md", "pyproject.toml"]  # fmt: skip
+    used: set[str] = set()
+    for place in places:
+        top = root / place
+        files = [top] if top.is_file() else sorted(top.rglob("*"))
+        for f in files:
+            if f.is_file() and f.suffix != ".gz" and f.stat().st_size < 2_000_000:
+                used |= set(name.findall(f.read_bytes().decode("utf-8", "replace")))
+    return used
+
+
+def test_every_setting_the_repository_uses_is_accepted() -> None:
+    from stream.config import KNOWN_VARIABLES, check_names
+
+    used = _used_in_the_repository()
+    assert {"MICROSEG_BROKER_KIND", "MICROSEG_DATA_DIR", "MICROSEG_SASL_PASSWORD"} <= used
+    assert used <= KNOWN_VARIABLES, sorted(used - KNOWN_VARIABLES)
+    check_names(dict.fromkeys(used, "1"))
