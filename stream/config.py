@@ -242,6 +242,16 @@ class Settings(BaseSettings):
                     "the embedded broker (MICROSEG_BROKER unset) speaks PLAINTEXT only: set "
                     f"MICROSEG_BROKER to use {', '.join(secured)}"
                 )
+        sasl = [f"MICROSEG_{n.upper()}" for n in _SASL if getattr(settings, n)]
+        if sasl and not settings.security_protocol.startswith("SASL"):  # or they go unused
+            protocol = settings.security_protocol
+            wanted = "SASL_SSL" if protocol == "SSL" else "SASL_SSL (or SASL_PLAINTEXT, no TLS)"
+            raise ConfigError(
+                f"{', '.join(sasl)} {'is' if len(sasl) == 1 else 'are'} set, but "
+                f"MICROSEG_SECURITY_PROTOCOL={protocol} does not "
+                f"authenticate (they would be ignored): set MICROSEG_SECURITY_PROTOCOL={wanted}, "
+                "or unset them"
+            )
         if settings.sasl_mechanism and not (settings.sasl_username and settings.sasl_password):
             raise ConfigError(
                 "MICROSEG_SASL_MECHANISM is set: MICROSEG_SASL_USERNAME and "
@@ -284,7 +294,9 @@ def check_names(environ: Mapping[str, str]) -> None:
         )
 
 
-_SECURITY = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
+_SASL = ("sasl_mechanism", "sasl_username", "sasl_password")
+"""Settings used only by a SASL ``MICROSEG_SECURITY_PROTOCOL``."""
+_SECURITY = (*_SASL, "ssl_cafile")
 """Settings of the connection to ``MICROSEG_BROKER`` besides the protocol."""
 
 

@@ -164,7 +164,55 @@ def test_tls_or_sasl_without_a_broker_is_refused_the_embedded_one_is_plaintext(
     assert "embedded broker" in msg and "PLAINTEXT only" in msg and "set MICROSEG_BROKER" in msg
     assert msg.endswith(says) and "hunter2-secret" not in msg
     monkeypatch.setenv("MICROSEG_BROKER", "kafka:9092")
-    Settings.load()  # with a broker, the same settings are its connection's
+    if env.keys() == {"MICROSEG_SASL_USERNAME"}:  # with PLAINTEXT: see the next test
+        with pytest.raises(ConfigError, match="MICROSEG_SECURITY_PROTOCOL=PLAINTEXT does not"):
+            Settings.load()
+    else:
+        Settings.load()  # with a broker, the same settings are its connection's
+
+
+@pytest.mark.parametrize(
+    ("protocol", "env", "says"),
+    [
+        (
+            "PLAINTEXT",
+            {"MICROSEG_SASL_PASSWORD": "hunter2-secret"},
+            "MICROSEG_SASL_PASSWORD is set",
+        ),
+        ("PLAINTEXT", {"MICROSEG_SASL_USERNAME": "svc"}, "MICROSEG_SASL_USERNAME is set"),
+        ("SSL", {"MICROSEG_SASL_MECHANISM": "PLAIN"}, "MICROSEG_SASL_MECHANISM is set"),
+        (
+            "SSL",
+            {
+                "MICROSEG_SASL_MECHANISM": "SCRAM-SHA-512",
+                "MICROSEG_SASL_USERNAME": "svc",
+                "MICROSEG_SASL_PASSWORD": "hunter2-secret",
+            },
+            "MICROSEG_SASL_MECHANISM, MICROSEG_SASL_USERNAME, MICROSEG_SASL_PASSWORD are set",
+        ),
+    ],
+)
+def test_sasl_settings_without_a_sasl_protocol_are_refused_not_ignored(
+    protocol: str, env: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MICROSEG_BROKER", "kafka:9092")
+    monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", protocol)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    msg = str(err.value)
+    assert msg.startswith(
+        f"{says}, but MICROSEG_SECURITY_PROTOCOL={protocol} does not authenticate"
+    )
+    assert "set MICROSEG_SECURITY_PROTOCOL=SASL_SSL" in msg and "hunter2-secret" not in msg
+    monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", "SASL_SSL")
+    if env.keys() == {
+        "MICROSEG_SASL_MECHANISM",
+        "MICROSEG_SASL_USERNAME",
+        "MICROSEG_SASL_PASSWORD",
+    }:
+        assert Settings.load().security_protocol == "SASL_SSL"  # the fix the message names
 
 
 def test_settings_are_documented_in_the_readme() -> None:
