@@ -85,12 +85,30 @@ def erasure_topic(settings: Settings) -> str:
     return f"{settings.app_id}-erasures"
 
 
+class _LoggedErrors(logging.Handler):
+    """Keeps the exceptions kafka-python logs (it logs each failed bootstrap connection, an
+    `UnsupportedSaslMechanismError` say, then raises a bare "Unable to bootstrap")."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in (*args, record.exc_info[1] if record.exc_info else None):
+            if isinstance(arg, BaseException):
+                self.errors.append(arg)
+
+
 def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
     """Create missing topics; check existing input topics' partition counts.
 
     Returns the names of the topics created. Raises `BrokerError` on a partition mismatch.
     """
     specs = required_topics(settings)
+    seen = _LoggedErrors()
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(seen)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
@@ -99,7 +117,11 @@ def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
             **kafka_python_security(settings),
         )
     except Exception as exc:  # kafka-python raises several unrelated types here
-        raise BrokerError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}") from exc
+        causes = [type(e).__name__ for e in seen.errors if type(e) is not type(exc)]
+        cause = f" (last connection error: {causes[-1]})" if causes else ""
+        raise BrokerError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}{cause}") from exc
+    finally:
+        kafka_log.removeHandler(seen)
     try:
         existing = _partition_counts(admin)
         created: list[str] = []
