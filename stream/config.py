@@ -252,6 +252,12 @@ class Settings(BaseSettings):
                 f"authenticate (they would be ignored): set MICROSEG_SECURITY_PROTOCOL={wanted}, "
                 "or unset them"
             )
+        if settings.ssl_cafile and not settings.security_protocol.endswith("SSL"):
+            raise ConfigError(
+                f"MICROSEG_SSL_CAFILE is set, but MICROSEG_SECURITY_PROTOCOL="
+                f"{settings.security_protocol} does not use TLS (it would be ignored): set "
+                "MICROSEG_SECURITY_PROTOCOL=SSL or SASL_SSL, or unset it"
+            )
         if settings.sasl_mechanism and not (settings.sasl_username and settings.sasl_password):
             raise ConfigError(
                 "MICROSEG_SASL_MECHANISM is set: MICROSEG_SASL_USERNAME and "

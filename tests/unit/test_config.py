@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stream.config import Settings, parse_brokers
@@ -164,9 +166,9 @@ def test_tls_or_sasl_without_a_broker_is_refused_the_embedded_one_is_plaintext(
     assert "embedded broker" in msg and "PLAINTEXT only" in msg and "set MICROSEG_BROKER" in msg
     assert msg.endswith(says) and "hunter2-secret" not in msg
     monkeypatch.setenv("MICROSEG_BROKER", "kafka:9092")
-    if env.keys() == {"MICROSEG_SASL_USERNAME"}:  # with PLAINTEXT: see the next test
+    if env.keys() in ({"MICROSEG_SASL_USERNAME"}, {"MICROSEG_SSL_CAFILE"}):  # with PLAINTEXT:
         with pytest.raises(ConfigError, match="MICROSEG_SECURITY_PROTOCOL=PLAINTEXT does not"):
-            Settings.load()
+            Settings.load()  # see the tests below
     else:
         Settings.load()  # with a broker, the same settings are its connection's
 
@@ -289,3 +291,26 @@ def test_every_setting_the_repository_uses_is_accepted() -> None:
     assert {"MICROSEG_BROKER_KIND", "MICROSEG_DATA_DIR", "MICROSEG_SASL_PASSWORD"} <= used
     assert used <= KNOWN_VARIABLES, sorted(used - KNOWN_VARIABLES)
     check_names(dict.fromkeys(used, "1"))
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"])
+def test_a_ca_file_without_tls_is_refused_not_ignored(
+    protocol: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("MICROSEG_BROKER", "kafka:9093")
+    monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", protocol)
+    monkeypatch.setenv("MICROSEG_SSL_CAFILE", str(ca))
+    if protocol.startswith("SASL"):
+        monkeypatch.setenv("MICROSEG_SASL_MECHANISM", "PLAIN")
+        monkeypatch.setenv("MICROSEG_SASL_USERNAME", "svc")
+        monkeypatch.setenv("MICROSEG_SASL_PASSWORD", "hunter2-secret")
+    if protocol.endswith("SSL"):
+        assert Settings.load().ssl_cafile is not None
+        return
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert str(err.value).startswith(
+        f"MICROSEG_SSL_CAFILE is set, but MICROSEG_SECURITY_PROTOCOL={protocol} does not use TLS"
+    )
