@@ -132,6 +132,10 @@ class Aligner:
         then lifted the horizon for good (`Pacer.gap`). None: no bound.
     wall
         The wall clock in seconds since the epoch, for ``future_ms``.
+    reached_before
+        How far in event time the worker's partitions had got when it started (their stored
+        customers' calendars: `stream.core.assigner.Assigner.reached`), for `Pacer.gap` until
+        it has processed a record of its own.
 
     >>> class Consumer:
     ...     high = {}
@@ -166,8 +170,10 @@ class Aligner:
         pacer: Pacer | None = None,
         future_ms: int | None = None,
         wall: Callable[[], float] = time.time,
+        reached_before: Callable[[], int | None] | None = None,
     ) -> None:
         self.gate = gate
+        self.reached_before = reached_before
         self.max_wait_s = max_wait_s
         self.max_held = max_held
         self.clock = clock
@@ -370,12 +376,19 @@ class Aligner:
 
     def _reached(self) -> int | None:
         """How far in event time the worker got: the newest valid event processed, or a record
-        let go that is not processed yet, if later (None: nothing of either)."""
+        let go that is not processed yet, if later; with neither since it started, how far its
+        partitions had got before (``reached_before``; None: nothing known).
+
+        Without the last, a restarted worker saw no gap (`Pacer.gap`): an operator restarted
+        two of three workers, then fed events that resumed a day and a half past the trainer's
+        horizon, and every worker held them for the 30 s of ``MICROSEG_PACE_MAX_WAIT_S``."""
         reached = self._valid
         for tp in self._flight:
             flight = self._in_flight(tp)
             if flight is not None and (reached is None or flight[0][1] > reached):
                 reached = flight[0][1]
+        if reached is None and self.reached_before is not None:
+            return self.reached_before()
         return reached
 
     def _head(self) -> int:
@@ -475,11 +488,15 @@ def install(
     max_wait_s: float,
     pacer: Pacer | None = None,
     future_ms: int | None = None,
+    reached_before: Callable[[], int | None] | None = None,
 ) -> Aligner:
     """Make ``app``'s consumer release the ``inputs`` topics' records in event-time order from
     its first partition assignment on (and no further than ``pacer``'s horizon); return the
-    `Aligner` (for its metrics). ``future_ms``: as `Aligner`'s."""
-    aligner = Aligner(FaustGate(app), max_wait_s=max_wait_s, pacer=pacer, future_ms=future_ms)
+    `Aligner` (for its metrics). ``future_ms``, ``reached_before``: as `Aligner`'s."""
+    aligner = Aligner(
+        FaustGate(app), max_wait_s=max_wait_s, pacer=pacer, future_ms=future_ms,
+        reached_before=reached_before,
+    )  # fmt: skip
 
     async def assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         consumer = app.consumer

@@ -231,6 +231,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         service.aligner = align.install(
             app, frozenset(inputs.values()), settings.align_max_wait_s, pacer,
             future_ms=int(settings.future_tolerance_s * 1000),
+            reached_before=service.assigner.reached,
         )  # fmt: skip
     agents.register(service)
     segments.register(service)

@@ -33,7 +33,9 @@ on through the day of the next record (and before the first report, if the worke
 day past its first event, the lead counts from the next record instead: one record far older
 than the rest, to be dead-lettered, cannot hold everything back). Without this, a test stream
 whose malformed records, dated today, followed valid events from 2024 waited ``max_wait_s`` for a
-trainer that had nothing left to learn.
+trainer that had nothing left to learn. How far the worker got is what it processed, or, before it
+has processed anything since it started, where its stored partitions had got
+(`stream.adapters.align.Aligner`'s ``reached_before``).
 
 A partition whose next records are days ahead passes no day boundary until they go, and they
 wait at the horizon: the trainer waited for its sample and everyone for the trainer. So when every

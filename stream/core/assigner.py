@@ -133,6 +133,12 @@ class Assigner:
                 out[p] = t
         return out
 
+    def reached(self) -> int | None:
+        """The end of the newest day any partition has got into (its next day boundary − 1 ms),
+        as adopted from the store or stepped since; None if none has a calendar yet."""
+        days = [s.next_day for s in self.schedules.values() if s.next_day is not None]
+        return max(days) - 1 if days else None
+
     def adopt(self, partition: int, customers: Iterable[tuple[str, CustomerState]]) -> None:
         """Build a partition's schedule from its stored customers (after an assignment)."""
         sch = Schedule(

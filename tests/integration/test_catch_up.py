@@ -126,9 +126,12 @@ QUIET = range(3, 13)
 """Days on which partition 0's customers do nothing, in `test_a_partition_with_quiet_days_...`."""
 
 
-def _quiet_partition_backlog(path: Path, partitions: int, days: int = 20) -> tuple[int, int]:
-    """A backlog of ``days`` days, 10 customers a partition, visiting every day, except that
-    partition 0's are silent on `QUIET` days. Returns (events, start in ms)."""
+def _quiet_partition_backlog(
+    path: Path, partitions: int, days: int | range = 20, quiet: range = QUIET
+) -> tuple[int, int]:
+    """A backlog of ``days`` days (or those of a range), 10 customers a partition, visiting
+    every day, except that partition 0's are silent on ``quiet`` days. Returns (events, start
+    in ms: of day 0)."""
     start = 1_717_200_000_000  # 2024-06-01T00:00:00Z
     by_partition: dict[int, list[str]] = {p: [] for p in range(partitions)}
     i = 0
@@ -139,9 +142,9 @@ def _quiet_partition_backlog(path: Path, partitions: int, days: int = 20) -> tup
             ids.append(cid)
         i += 1
     rows: list[tuple[int, dict[str, Any]]] = []
-    for day in range(days):
+    for day in days if isinstance(days, range) else range(days):
         for p, ids in by_partition.items():
-            if p == 0 and day in QUIET:
+            if p == 0 and day in quiet:
                 continue
             for k, cid in enumerate(ids):
                 t = start + day * 86_400_000 + (9 * 60 + 47 * k) * 60_000
@@ -155,7 +158,7 @@ def _quiet_partition_backlog(path: Path, partitions: int, days: int = 20) -> tup
     with path.open("w") as fh:
         for n, (t, ev) in enumerate(rows):
             ts = datetime.fromtimestamp(t / 1000, UTC).isoformat().replace("+00:00", "Z")
-            fh.write(json.dumps({"event_id": f"q-{n}", "ts": ts, **ev}) + "\n")
+            fh.write(json.dumps({"event_id": f"q-{t}-{n}", "ts": ts, **ev}) + "\n")
     return len(rows), start
 
 
@@ -202,3 +205,40 @@ def test_a_partition_with_quiet_days_does_not_stall_a_paced_backlog(
     assert collator.late == 0
     learnt = metric_sum(worker.metrics(), "microseg_trainer_learnt_until_seconds")
     assert learnt * 1000 >= start + 18 * 86_400_000, learnt
+
+
+def test_a_restarted_worker_crosses_a_gap_in_event_time_without_waiting(
+    broker, names, spawn, worker_env, tmp_path: Path
+) -> None:
+    """Days 0–5, a restart, then days 9–11: past the trainer's horizon (it learnt up to day 5,
+    the narrow lead lets records before day 7 go). The trainer waits for day 5 from the worker
+    and the worker can only pass it with the held records: the gap rule lets them go
+    (`stream.adapters.pace.Pacer.gap`), but a restarted worker, which had processed nothing
+    yet, saw no gap and waited ``MICROSEG_PACE_MAX_WAIT_S`` (30 s by default; an operator saw
+    every worker stall so). It now counts from where its stored partitions had got."""
+    env = {**worker_env, **SEGMENTATION}
+    worker_settings = {**SEGMENTATION, "MICROSEG_PACE_MAX_WAIT_S": "900",
+                       "MICROSEG_DATA_DIR": str(tmp_path / "w")}  # fmt: skip
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    n1, start = _quiet_partition_backlog(first, names.partitions, range(6), quiet=range(0))
+    n2, _ = _quiet_partition_backlog(second, names.partitions, range(9, 12), quiet=range(0))
+    assert _cli("replay", str(first), "--no-progress", env=env, timeout=120).returncode == 0
+    worker = spawn(**worker_settings)
+    worker.wait_ready()
+
+    def accepted(w: Any) -> float:
+        return metric_sum(w.metrics(), "microseg_events_total", outcome="accepted")
+
+    def learnt(w: Any) -> float:
+        return metric_sum(w.metrics(), "microseg_trainer_learnt_until_seconds") * 1000
+
+    wait_for(lambda: accepted(worker) >= n1, 120, f"the first {n1} events", 1.0)
+    wait_for(lambda: learnt(worker) >= start + 5 * 86_400_000, 60, "the trainer to learn day 4")
+    worker.stop()
+    again = spawn(**worker_settings)
+    again.wait_ready()
+    assert _cli("replay", str(second), "--no-progress", env=env, timeout=120).returncode == 0
+    wait_for(lambda: accepted(again) >= n2, 60, f"the restarted worker to apply {n2} events", 1.0)
+    m = again.metrics()
+    assert metric_sum(m, "microseg_input_pace_timeouts_total") == 0
+    wait_for(lambda: learnt(again) >= start + 11 * 86_400_000, 60, "the trainer to learn day 10")

@@ -88,6 +88,26 @@ def test_a_gap_in_event_time_does_not_stall_the_worker() -> None:
     assert order(al.take({MAIL: [rec(0, 4 * 24 + 10)]})) == [("mail", 0)]
 
 
+@pytest.mark.parametrize("restarted", [False, True])
+def test_a_restarted_worker_sees_a_gap_from_where_its_partitions_had_got(restarted: bool) -> None:
+    """An operator restarted two of three workers, then fed events that resumed a day and a
+    half past the trainer's horizon: a restarted worker had processed nothing, saw no gap, and
+    every worker held the events for the 30 s of ``MICROSEG_PACE_MAX_WAIT_S``."""
+    clock = Clock()
+    pacer = Pacer(2 * DAY, 4 * DAY, max_wait_s=30, clock=clock)
+    before = T0 + 2 * DAY - 1 if restarted else None  # its store: up to the end of 01-02
+    al = Aligner(Consumer({CLICK: 3, MAIL: 0}), max_wait_s=2, clock=clock, pacer=pacer,
+                 reached_before=lambda: before)  # fmt: skip
+    al.assign({CLICK, MAIL})
+    pacer.learnt_until(T0 + DAY, complete=True)  # it learnt 01-01: horizon 01-04
+    out = al.take({CLICK: [rec(0, 5 * 24 + 5), rec(1, 5 * 24 + 20), rec(2, 7 * 24)]})
+    if restarted:  # the trainer waits for 01-02 from us: through the next record's day (01-06)
+        assert order(out) == [("click", 0), ("click", 1)]
+    else:  # nothing known of where the worker got: the records wait for the trainer
+        assert out == [] and al.held == 3
+    assert pacer.timeouts == 0
+
+
 def test_partitions_whose_next_records_wait_for_the_trainer_may_step_to_the_horizon() -> None:
     # Partition 0 has nothing from 2024-01-02 to 01-05; partition 1 goes on. The trainer, at
     # 01-01, needs both partitions past the end of 01-02 before it learns on; partition 0 can

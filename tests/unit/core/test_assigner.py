@@ -210,6 +210,10 @@ def test_laggards_are_partitions_behind_another() -> None:
     step = a.step(1, {}, 5 * DAY_MS, {}.get, emitted_at=0)  # as `step_paced` does
     assert [r.day for r in step.reports] == [4 * DAY_MS, 5 * DAY_MS]
     assert a.laggards(every) == {2: 5 * DAY_MS, 3: 5 * DAY_MS}
+    # How far the worker got (for the pacer's gap rule, before it has processed a record of its
+    # own after a restart): the end of the newest day a partition is in.
+    assert a.reached() == 6 * DAY_MS - 1
+    assert Assigner(Segmenter(holdout_share=0.0)).reached() is None
     assert a.laggards({0: 9 * DAY_MS}) == {}  # the one ahead
 
 
