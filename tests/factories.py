@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -19,13 +20,29 @@ CLICK_TYPES = list(get_args(ClickType))
 EMAIL_TYPES = list(get_args(EmailType))
 
 
+def is_setting(name: str) -> bool:
+    """Whether an environment variable is one of microseg's (``MICROSEG_*``, in any case, as
+    `Settings` reads them): a developer's shell must not change a test."""
+    return name.upper().startswith("MICROSEG_")
+
+
+def without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without microseg's variables (`is_setting`), for a subprocess."""
+    return {k: v for k, v in environ.items() if not is_setting(k)}
+
+
+def clear_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove microseg's variables (`is_setting`) from this test's environment."""
+    for name in list(os.environ):
+        if is_setting(name):
+            monkeypatch.delenv(name)
+
+
 def bare_settings(**overrides: Any) -> Settings:
     """`Settings.load` with ``overrides``, and with none of the environment's ``MICROSEG_``
-    variables (a developer's shell must not change a test)."""
+    variables."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.upper().startswith("MICROSEG_"):
-                mp.delenv(name)
+        clear_settings(mp)
         return Settings.load(**overrides)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stream.adapters.embedded import EmbeddedBroker
+from tests.factories import without_settings
 from tests.integration.harness import Names, WorkerProcess
 
 
@@ -32,7 +33,7 @@ def names() -> Names:
 @pytest.fixture
 def worker_env(broker: EmbeddedBroker, names: Names, tmp_path: Path) -> dict[str, str]:
     """Environment for a worker subprocess on the session broker with this test's names."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROSEG_")}
+    env = without_settings(os.environ)
     env.update(names.env(broker.url, tmp_path / "data"))
     return env
 

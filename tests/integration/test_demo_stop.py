@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from stream.adapters.embedded import free_port
+from tests.factories import without_settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ LIMIT = 1000  # lines per bundled file: the replay is still under way when it is
 def test_demo_stops_cleanly_when_terminated(tmp_path: Path) -> None:
     """SIGTERM mid-replay: the replay's producer closes before its broker goes, so nothing is left
     running and nothing but the demo's own line is printed on the way out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROSEG_")}
+    env = without_settings(os.environ)
     env["MICROSEG_WEB_PORT"] = str(free_port())  # its own embedded broker: it must stop it too
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "demo", "--plain", "--speed", "0",

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import without_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_FILE = ROOT / "stream" / "data" / "demo" / "simulated.jsonl.gz"
 
@@ -61,7 +63,7 @@ def _broker_port(proc: subprocess.Popen[str], timeout: float = 30.0) -> int:
     ],
 )
 def test_broker_stops_when_its_parent_dies(argv: list[str], sig: signal.Signals) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICROSEG_")}
+    env = without_settings(os.environ)
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
     )

@@ -8,15 +8,12 @@ from pathlib import Path
 import pytest
 
 from stream import cli
+from tests.factories import clear_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for k in list(os.environ):
-        if k.startswith("MICROSEG_"):
-            monkeypatch.delenv(k)
+    clear_settings(monkeypatch)
 
 
 def test_ctrl_c_says_interrupted_and_exits_130(

@@ -8,15 +8,12 @@ import pytest
 
 from stream.config import Settings, parse_brokers
 from stream.errors import ConfigError, MicrosegError
+from tests.factories import clear_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for k in list(os.environ):
-        if k.startswith("MICROSEG_"):
-            monkeypatch.delenv(k)
+    clear_settings(monkeypatch)
 
 
 def test_defaults_are_safe() -> None:

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from stream.adapters.metrics import Metrics
-from stream.config import Settings
+from stream.config import KNOWN_VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -36,9 +36,9 @@ GRAFANA_DATASOURCES_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prome
 GRAFANA_DASHBOARDS_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "microseg.yml"
 README_FILE = ROOT / "README.md"
 
-# Every setting microseg reads from the environment, from stream.config.Settings itself: a
-# MICROSEG_* name used in the deployment files that is not here would be silently ignored.
-KNOWN_SETTINGS = frozenset("MICROSEG_" + name.upper() for name in Settings.model_fields)
+# Every MICROSEG_* variable microseg reads (stream.config): a name used in the deployment files
+# that is not here would stop the workers at start-up.
+KNOWN_SETTINGS = KNOWN_VARIABLES  # the one list, which start-up also checks
 SECURITY_PROTOCOLS = {"PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"}
 STORES = {"rocksdb://", "memory://"}
 

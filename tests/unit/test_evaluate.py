@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,11 @@ from stream.core.evaluation import adjusted_rand, normalized_mutual_info
 from stream.errors import ReplayError
 from stream.evaluate import run_evaluate
 from stream.simulate import run_simulate
+from tests.factories import clear_settings
 
 
 def _settle(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("MICROSEG_"):
-            monkeypatch.delenv(name)
+    clear_settings(monkeypatch)
     # 400 customers: sample more of them so models are published early
     monkeypatch.setenv("MICROSEG_SAMPLE_RATE", "0.25")
     monkeypatch.setenv("MICROSEG_WARMUP_SAMPLES", "300")

@@ -7,7 +7,6 @@ the spurious changes of stable customers stay within issue 4's bound through bot
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,13 @@ from stream.core.features import DAY_MS
 from stream.core.outputs import parse_rfc3339_ms
 from stream.evaluate import run_evaluate
 from stream.simulate import run_simulate
+from tests.factories import clear_settings
 
 
 def test_the_persona_is_born_and_spurious_changes_stay_within_bound_through_the_drift(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("MICROSEG_"):
-            monkeypatch.delenv(name)
+    clear_settings(monkeypatch)
     monkeypatch.setenv("MICROSEG_MARGIN", "0.25")  # the steady operating point (README, Drift)
     monkeypatch.setenv("MICROSEG_LAPSE_GRACE", "12")
     events, truth = tmp_path / "ce.jsonl.gz", tmp_path / "truth.json"

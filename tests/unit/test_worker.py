@@ -13,15 +13,12 @@ import pytest
 from stream import cli, worker
 from stream.config import Settings
 from stream.errors import ConfigError
+from tests.factories import clear_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for k in list(os.environ):
-        if k.startswith("MICROSEG_"):
-            monkeypatch.delenv(k)
+    clear_settings(monkeypatch)
 
 
 @pytest.fixture
