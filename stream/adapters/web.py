@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import faust.web
 
 from stream.adapters.metrics import CONTENT_TYPE
-from stream.adapters.owner import to_owner
+from stream.adapters.owner import settled, to_owner
 from stream.core.census import Census
 from stream.core.model import SegmentModel
 from stream.core.state import CustomerState, StateDecodeError, encoded_size
@@ -26,14 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def is_ready(svc: Service) -> bool:
-    """Partitions assigned, table recovery finished, the newest model that existed at start-up
-    loaded (none is needed before the trainer has published one), and not stopping."""
+    """Settled (`stream.adapters.owner.settled`: no rebalance, table recovered, not stopping),
+    partitions assigned, and the newest model that existed at start-up loaded (none is needed
+    before the trainer has published one)."""
     app = svc.app
-    tables: Any = app.tables
-    recovered = bool(tables.recovery.completed.is_set())
     assigned = bool(app.consumer.assignment()) if app.consumer else False
-    model = svc.model_feed.caught_up.is_set()
-    return bool(recovered and assigned and model and not app.rebalancing and not app.should_stop)
+    return settled(svc) and assigned and svc.model_feed.caught_up.is_set()
 
 
 def consumer_lags(svc: Service) -> dict[tuple[str, int], int]:
