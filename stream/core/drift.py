@@ -25,7 +25,7 @@ input, so detections replay exactly:
   breaks from their history drifts away from where they were placed. Its state is four numbers
   kept in the customer's state (`stream.core.state`), updated by `page_hinkley_step`, which is
   the recurrence of `river.drift.PageHinkley` (``mode="up"``) step for step (tested against it).
-  Its threshold is calibrated on stationary simulated streams (see README, "Drift").
+  Its threshold is calibrated on stationary simulated streams (see EVALUATION.md, "Drift").
 
 Detectors are reset when a new model version arrives (their reference changed).
 

@@ -1,4 +1,4 @@
-"""Issue 5 end to end, offline, on the README's first churn-emerging stream (3,000 customers,
+"""Issue 5 end to end, offline, on EVALUATION.md's first churn-emerging stream (3,000 customers,
 90 days, seed 7: 984,655 events, about two minutes): the emerging persona and the churn wave
 are seen within 3 days, the persona gets a segment of its own, and at the steady operating point
 the spurious changes of stable customers stay within issue 4's bound through both.
