@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from stream import paths
 from stream.errors import MicrosegError, ReplayError
 
 _N = TypeVar("_N", int, float)
@@ -85,7 +86,11 @@ def _schemas(args: argparse.Namespace) -> int:
     from stream.core.schemas import contract_schemas, render
 
     out: Path = args.dir
-    if not args.check:  # a check only reads
+    if args.check:  # a check only reads
+        if out.exists() and not out.is_dir():
+            raise MicrosegError(f"--dir {out} is a file, not a directory: give a directory")
+    else:
+        paths.output_dir(out, "--dir")
         out.mkdir(parents=True, exist_ok=True)
     stale, missing = [], []
     for name, schema in sorted(contract_schemas().items()):
@@ -132,6 +137,11 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stream.demo.run import run_demo
 
+    for path in args.files or []:
+        paths.input_file(path, "--files")
+    if args.summary_json is not None:  # (written at the end: found out now, not then)
+        paths.output_file(args.summary_json, "--summary-json")
+
     return run_demo(args)
 
 
@@ -146,6 +156,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from stream.simulate import run_simulate
 
+    paths.output_file(args.out, "--out")
+    paths.output_file(args.truth, "--truth")
+    paths.distinct({"--out": args.out, "--truth": args.truth})
     summary = run_simulate(
         args.out, args.truth, args.customers, args.days, args.seed, args.scenario
     )

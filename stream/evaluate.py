@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stream import paths
 from stream.config import Settings
 from stream.core.drift_eval import drift_report
 from stream.core.evaluation import evaluate
@@ -35,8 +36,10 @@ def run_evaluate(
     the migration figures are the ceiling of any change detector."""
     if not warmup_days >= 0:
         raise ReplayError(f"the warm-up must be 0 days or more, not {warmup_days}")
-    if not truth.is_file():
-        raise ReplayError(f"no such truth file: {truth}")
+    for path in events:
+        paths.input_file(path, "FILE")
+    paths.input_file(truth, "--truth")
+    paths.output_dir(out, "--out")
     answer = json.loads(truth.read_text())
     settings = Settings.load(**({"segments": segments} if segments else {}))
     switches = active_switches(answer) if oracle else None

@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from stream import paths
 from stream.config import Settings
 from stream.core.events import STREAM_OF_TYPE, Stream
 from stream.errors import ReplayError
@@ -149,8 +150,11 @@ def run_replay(args: argparse.Namespace) -> int:
     if bool(args.files) == bool(args.from_topic):
         raise ReplayError("give either FILE... or --from-topic TOPIC (or --compare DIR_A DIR_B)")
     for p in args.files:
-        if not p.is_file():
-            raise ReplayError(f"no such file: {p}")
+        paths.input_file(p, "FILE")
+    for p in args.customers_file or []:
+        paths.input_file(p, "--customers-file")
+    if args.out is not None:
+        paths.output_dir(args.out, "--out")
     if not args.from_topic and (args.partition or args.start_offset or args.end_offset):
         raise ReplayError("--partition, --start-offset and --end-offset need --from-topic")
     if args.offline and (args.to_topic or args.speed):

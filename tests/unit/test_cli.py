@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,104 @@ def test_a_misspelt_setting_stops_the_worker_with_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("microseg: unknown MICROSEG_* variables")
     assert f"{var} is not a setting (did you mean MICROSEG_PARTITIONS?)" in err
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory of plausible wrong arguments: a directory, a regular file, a plain
+    file named .gz, a truncated gzip file, an empty file, JSON that is no truth file, a valid
+    truth file, a directory with a report.json that is not JSON."""
+    import gzip
+
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "adir" / "evaluation.json").write_text("{}\n")
+    (tmp_path / "regfile").write_text("a file\n")
+    (tmp_path / "plain.jsonl.gz").write_text('{"type": "page_view"}\n')
+    lines = "".join(f'{{"customer_id": "c-{i}", "n": {i * 7919 % 10007}}}\n' for i in range(5000))
+    packed = gzip.compress(lines.encode(), mtime=0)
+    (tmp_path / "trunc.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "notjson.json").write_text("nope{\n")
+    (tmp_path / "otherjson.json").write_text('{"customers": 3}\n')
+    truth = {"parameters": {"start": "2025-01-06T00:00:00+00:00",
+                            "end": "2025-01-13T00:00:00+00:00", "emerge_day": 4},
+             "customers": [{"customer_id": "c-1", "persona_end": "p"}]}  # fmt: skip
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    (tmp_path / "badrun").mkdir()
+    (tmp_path / "badrun" / "report.json").write_text("garbage\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ("simulate --out adir", "--out adir is a directory: give the path of a file"),
+        ("simulate --truth adir", "--truth adir is a directory: give the path of a file"),
+        ("simulate --out regfile/e.jsonl.gz",
+         "--out regfile/e.jsonl.gz cannot be created: regfile is a file, not a directory"),
+        ("simulate --truth regfile/t.json", "--truth regfile/t.json cannot be created"),
+        ("simulate --out same.json --truth ./same.json",
+         "--out and --truth are the same file (same.json): give two files"),
+        ("evaluate nothere.jsonl --truth truth.json", "FILE nothere.jsonl: no such file"),
+        ("evaluate adir --truth truth.json", "FILE adir is a directory: give a file"),
+        ("evaluate empty.jsonl --truth adir", "--truth adir is a directory: give a file"),
+        ("evaluate empty.jsonl --truth nothere.json", "--truth nothere.json: no such file"),
+        ("evaluate empty.jsonl --truth truth.json --out regfile",
+         "--out regfile is a file, not a directory: give a directory"),
+        ("evaluate empty.jsonl --truth truth.json --out empty.jsonl",
+         "--out empty.jsonl is a file, not a directory"),
+        ("evaluate empty.jsonl --truth truth.json --out regfile/o",
+         "--out regfile/o cannot be created: regfile is a file, not a directory"),
+        ("replay nothere.jsonl --offline --out o", "FILE nothere.jsonl: no such file"),
+        ("replay adir --offline --out o", "FILE adir is a directory: give a file"),
+        ("replay empty.jsonl --offline --out regfile", "--out regfile is a file, not a directory"),
+        ("replay empty.jsonl --offline --out empty.jsonl", "--out empty.jsonl is a file"),
+        ("replay empty.jsonl --offline --out regfile/o",
+         "--out regfile/o cannot be created: regfile is a file, not a directory"),
+        ("replay empty.jsonl --offline --out o --customers-file adir",
+         "--customers-file adir is a directory: give a file"),
+        ("schemas export --dir regfile", "--dir regfile is a file, not a directory"),
+        ("schemas export --check --dir regfile", "--dir regfile is a file, not a directory"),
+        ("schemas export --dir regfile/s", "--dir regfile/s cannot be created: regfile is a file"),
+        ("demo --files adir", "--files adir is a directory: give a file"),
+        ("demo --files nothere.jsonl", "--files nothere.jsonl: no such file"),
+        ("demo --summary-json adir", "--summary-json adir is a directory"),
+        ("demo --summary-json regfile/s.json",
+         "--summary-json regfile/s.json cannot be created: regfile is a file, not a directory"),
+    ],
+)  # fmt: skip
+def test_a_path_argument_that_cannot_be_used_is_one_line_naming_it_and_exit_2(
+    argv: str, says: str, hostile: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    def no_start(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing may start on a bad argument")
+
+    monkeypatch.setattr("stream.simulate.run_simulate", no_start)
+    monkeypatch.setattr("stream.demo.run.broker_for", no_start)
+    monkeypatch.setattr("stream.adapters.embedded.broker_for", no_start)
+    assert cli.main([*argv.split(), *(["--no-progress"] if argv.startswith("replay") else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("microseg: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert says in err
+    assert not (hostile / "same.json").exists()
+    if "no customer" not in says:  # (found in the replay's outputs: they are written)
+        assert not (hostile / "o").exists()
+
+
+def test_path_checks_leave_valid_outputs_alone(
+    hostile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing output directory, with its parents, is still created; outputs are what they
+    were (the simulation's files are byte-identical to a direct run's)."""
+    from stream.simulate import run_simulate
+
+    argv = ["simulate", "--customers", "20", "--days", "7", "--seed", "3"]
+    assert cli.main([*argv, "--out", "new/deep/e.jsonl.gz", "--truth", "new/t.json"]) == 0
+    run_simulate(Path("direct.jsonl.gz"), Path("direct.json"), 20, 7, 3)
+    assert Path("new/deep/e.jsonl.gz").read_bytes() == Path("direct.jsonl.gz").read_bytes()
+    assert Path("new/t.json").read_bytes() == Path("direct.json").read_bytes()
+    assert sorted(p.name for p in Path("new").iterdir()) == ["deep", "t.json"]  # no probe left
+    assert cli.main(["schemas", "export", "--dir", "adir/schemas"]) == 0
+    assert capsys.readouterr().err == ""
