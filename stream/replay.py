@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import chain, count, repeat
@@ -87,7 +88,7 @@ def _blocks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
         number = 1
         rest = b""
         while True:
-            block = fh.read(_BLOCK)
+            block = _read(fh, path)
             if not block:
                 break
             data = rest + block
@@ -99,6 +100,22 @@ def _blocks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
             number += len(lines)
         if rest:
             yield number, [rest.rstrip(b"\r")]
+
+
+def _read(fh: IO[bytes], path: Path) -> bytes:
+    """The next block of ``fh``; `ReplayError` naming ``path`` if it cannot be read (a file named
+    ``.gz`` that is not gzip, a truncated or corrupt one, a read error)."""
+    try:
+        return fh.read(_BLOCK)
+    except (OSError, EOFError, zlib.error) as exc:
+        hint = ""
+        if path.suffix == ".gz":
+            hint = (
+                " (a file whose name ends in .gz is read as gzip: rename a plain JSONL file)"
+                if isinstance(exc, gzip.BadGzipFile)
+                else " (a truncated or damaged gzip file: write or copy it again)"
+            )
+        raise ReplayError(f"cannot read {path}: {exc}{hint}") from None
 
 
 def file_items(paths: list[Path]) -> Iterator[Item]:
