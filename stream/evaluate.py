@@ -21,6 +21,30 @@ from stream.core.oracle import active_switches
 from stream.errors import ReplayError
 from stream.replay import run_offline
 
+_FIX = "give the truth file `microseg simulate` wrote (its --truth)"
+
+
+def read_truth(path: Path) -> dict[str, Any]:
+    """The answer key of `microseg simulate` at ``path``; `ReplayError` naming --truth unless
+    it is one (not JSON, or no ``parameters`` and ``customers``)."""
+    try:
+        answer: object = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ReplayError(f"cannot read --truth {path}: {exc.strerror or exc}") from None
+    except ValueError:  # (UnicodeDecodeError is one)
+        raise ReplayError(f"--truth {path} is not JSON: {_FIX}") from None
+    params = answer.get("parameters") if isinstance(answer, dict) else None
+    if not (
+        isinstance(answer, dict)
+        and isinstance(params, dict)
+        and {"start", "end", "emerge_day"} <= params.keys()
+        and isinstance(answer.get("customers"), list)
+    ):
+        raise ReplayError(
+            f"--truth {path} is not a truth file (no parameters or customers): {_FIX}"
+        )
+    return answer
+
 
 def run_evaluate(
     events: list[Path],
@@ -40,7 +64,10 @@ def run_evaluate(
         paths.input_file(path, "FILE")
     paths.input_file(truth, "--truth")
     paths.output_dir(out, "--out")
-    answer = json.loads(truth.read_text())
+    if (out / "evaluation.json").resolve() in {p.resolve() for p in [*events, truth]}:
+        raise ReplayError(f"--out {out} would overwrite the input evaluation.json with the "
+                          "evaluation: give another --out")  # fmt: skip
+    answer = read_truth(truth)
     settings = Settings.load(**({"segments": segments} if segments else {}))
     switches = active_switches(answer) if oracle else None
     report = run_offline(events, out, settings, switches=switches)
@@ -49,6 +76,13 @@ def run_evaluate(
     for line in (out / "features.jsonl").open("rb"):
         row = json.loads(line)
         features[row["customer_id"]] = [row["features"][k] for k in NAMES]
+    if not any(
+        isinstance(c, dict) and c.get("customer_id") in features for c in answer["customers"]
+    ):
+        raise ReplayError(
+            f"no customer of --truth {truth} has an event in {', '.join(map(str, events))}: give "
+            "the events file written with that truth file (`microseg simulate --out F --truth T`)"
+        )
     result = evaluate(changes, features, answer, settings.segments, warmup_days)
     lifecycle = [json.loads(line) for line in (out / "segment-events.jsonl").open("rb")]
     result["drift"] = drift_report(lifecycle, changes, answer)
