@@ -45,10 +45,19 @@ class RunOutputs:
 
 def load_run(directory: Path) -> RunOutputs:
     """Read one offline run's output directory."""
+    if not directory.is_dir():
+        raise ReplayError(f"--compare {directory} is not a directory: give two output "
+                          "directories of `microseg replay --offline --out DIR`")  # fmt: skip
     report_path = directory / "report.json"
     if not report_path.is_file():
         raise ReplayError(f"{directory} holds no report.json (not an offline replay output)")
-    report = json.loads(report_path.read_text())
+    try:
+        report = json.loads(report_path.read_bytes())
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        raise ReplayError(f"{report_path} is not a report of `microseg replay --offline` (not a "
+                          "JSON object)")  # fmt: skip
     run = RunOutputs(config=report.get("config", {}))
     run.dead_letters_by_reason.update(report.get("dead_lettered_by_reason", {}))
     for seg in report.get("segments", []):

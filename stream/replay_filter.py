@@ -89,6 +89,10 @@ def read_ids(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ReplayError(f"cannot read {path}: {exc}") from exc
+    except UnicodeDecodeError:
+        raise ReplayError(
+            f"--customers-file {path} is not UTF-8 text: give a text file, one customer id a line"
+        ) from None
     return [s for line in text.splitlines() if (s := _COMMENT.sub("", line, count=1).strip())]
 
 
