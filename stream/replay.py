@@ -235,6 +235,12 @@ def run_offline(
             runs.close()
         if gc_was_enabled:
             gc.enable()
+    inputs_here = {p.resolve() for p in paths}
+    if clobbered := sorted(name for name in files if (out / name).resolve() in inputs_here):
+        raise ReplayError(
+            f"--out {out} would overwrite the input {', '.join(clobbered)} with an output of the "
+            "same name: give another --out (nothing was written)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (out / name).write_bytes(data)

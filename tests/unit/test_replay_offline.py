@@ -17,6 +17,7 @@ from stream.config import Settings
 from stream.core.events import STREAM_OF_TYPE, Stream
 from stream.core.features import FEATURES, NAMES
 from stream.core.outputs import SegmentChange, SegmentEvent
+from stream.errors import ReplayError
 from stream.replay import Progress, run_offline
 from tests.factories import CLICK_TYPES, EMAIL_TYPES, bare_settings
 
@@ -295,3 +296,25 @@ def test_segment_outputs(clean: tuple[Path, dict[str, Any], dict[str, bytes]]) -
                                                        for i in range(len(profiles)))  # fmt: skip
     for p in profiles:
         assert p["name"] and p["value_tier"] in {"high", "mid", "low"} and p["suggested_action"]
+
+
+def test_an_input_in_out_with_an_output_name_is_not_overwritten(
+    tmp_path: Path, settings: Settings, events: list[dict[str, Any]]
+) -> None:
+    """Replaying a run's own dead letters into the same directory would replace them."""
+    src = write(tmp_path / "events.jsonl", clean_lines(events[:200]))
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = out / "dead-letter.jsonl"
+    dead.write_bytes(b'{"type": "page_view"}\n')
+    with pytest.raises(ReplayError) as err:
+        run_offline([src, dead], out, settings)
+    assert str(err.value) == (
+        f"--out {out} would overwrite the input dead-letter.jsonl with an output of the same "
+        "name: give another --out (nothing was written)"
+    )
+    assert [p.name for p in out.iterdir()] == ["dead-letter.jsonl"]
+    assert dead.read_bytes() == b'{"type": "page_view"}\n'
+    run_offline([src], out, settings)  # an input elsewhere: the directory is written over
+    run_offline([src], tmp_path / "fresh", settings)
+    assert read_outputs(out) == read_outputs(tmp_path / "fresh")
