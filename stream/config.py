@@ -258,6 +258,12 @@ class Settings(BaseSettings):
                 f"{settings.security_protocol} does not use TLS (it would be ignored): set "
                 "MICROSEG_SECURITY_PROTOCOL=SSL or SASL_SSL, or unset it"
             )
+        if settings.ssl_cafile and not settings.ssl_cafile.is_file():  # (else: "cannot reach")
+            what = "is a directory" if settings.ssl_cafile.is_dir() else "does not exist"
+            raise ConfigError(
+                f"MICROSEG_SSL_CAFILE={settings.ssl_cafile} {what}: set it to the file of the "
+                "brokers' CA certificates (PEM)"
+            )
         if settings.sasl_mechanism and not (settings.sasl_username and settings.sasl_password):
             raise ConfigError(
                 "MICROSEG_SASL_MECHANISM is set: MICROSEG_SASL_USERNAME and "

@@ -311,3 +311,20 @@ def test_a_ca_file_without_tls_is_refused_not_ignored(
     assert str(err.value).startswith(
         f"MICROSEG_SSL_CAFILE is set, but MICROSEG_SECURITY_PROTOCOL={protocol} does not use TLS"
     )
+
+
+@pytest.mark.parametrize("where", ["missing.pem", "."])
+def test_a_ca_file_that_is_not_a_file_is_refused_at_start_up(
+    where: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Not a connection failure half a minute later ("cannot reach Kafka")."""
+    ca = tmp_path / where
+    monkeypatch.setenv("MICROSEG_BROKER", "kafka:9093")
+    monkeypatch.setenv("MICROSEG_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("MICROSEG_SSL_CAFILE", str(ca))
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    what = "does not exist" if where == "missing.pem" else "is a directory"
+    assert str(err.value) == (
+        f"MICROSEG_SSL_CAFILE={ca} {what}: set it to the file of the brokers' CA certificates (PEM)"
+    )
