@@ -118,18 +118,19 @@ class TopicRange:
             return
         from kafka import KafkaConsumer, TopicPartition
 
-        from stream.adapters.topics import kafka_python_security
+        from stream.adapters.topics import kafka_python_security, reaching
 
-        consumer = KafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,  # also bounds the embedded broker's non-waking long poll
-            max_partition_fetch_bytes=4 * self._settings.max_message_bytes + 65_536,
-            client_id=f"{self._settings.app_id}-replay",
-            **kafka_python_security(self._settings),
-        )
+        with reaching(self._bootstrap):
+            consumer = KafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=100,  # also bounds the embedded broker's non-waking long poll
+                max_partition_fetch_bytes=4 * self._settings.max_message_bytes + 65_536,
+                client_id=f"{self._settings.app_id}-replay",
+                **kafka_python_security(self._settings),
+            )
         self._consumer = consumer
         parts = consumer.partitions_for_topic(self.topic)
         if not parts:

@@ -8,6 +8,8 @@ otherwise start-up fails and says so (partitions cannot be added safely: keys wo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,28 +102,36 @@ class _LoggedErrors(logging.Handler):
                 self.errors.append(arg)
 
 
-def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
-    """Create missing topics; check existing input topics' partition counts.
-
-    Returns the names of the topics created. Raises `BrokerError` on a partition mismatch.
-    """
-    specs = required_topics(settings)
+@contextmanager
+def reaching(bootstrap: list[str]) -> Iterator[None]:
+    """Around the construction of a kafka-python client: its failure to connect becomes one
+    `BrokerError`, "cannot reach Kafka at …", with the last connection error it logged."""
     seen = _LoggedErrors()
     kafka_log = logging.getLogger("kafka")
     kafka_log.addHandler(seen)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id=f"{settings.app_id}-admin",
-            request_timeout_ms=15_000,
-            **kafka_python_security(settings),
-        )
+        yield
     except Exception as exc:  # kafka-python raises several unrelated types here
         causes = [type(e).__name__ for e in seen.errors if type(e) is not type(exc)]
         cause = f" (last connection error: {causes[-1]})" if causes else ""
         raise BrokerError(f"cannot reach Kafka at {','.join(bootstrap)}: {exc}{cause}") from exc
     finally:
         kafka_log.removeHandler(seen)
+
+
+def ensure_topics(settings: Settings, bootstrap: list[str]) -> list[str]:
+    """Create missing topics; check existing input topics' partition counts.
+
+    Returns the names of the topics created. Raises `BrokerError` on a partition mismatch.
+    """
+    specs = required_topics(settings)
+    with reaching(bootstrap):
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=15_000,
+            **kafka_python_security(settings),
+        )
     try:
         existing = _partition_counts(admin)
         created: list[str] = []
