@@ -33,7 +33,7 @@ simulator's truth file and reports:
 ...  for b in drift_report(ev, ch, truth)["births"]]
 [(7.0, 1, 1.0), (25.0, 1, 0.0)]
 >>> ev[1] = {"kind": "segment_split", "event_time": "2025-01-03T00:00:00.000Z",
-...          "mapping": {"3": [3, 7]}, "segment_ids": [3, 3, 7]}
+...          "mapping": {"3": [3, 7]}, "segment_ids": [3, 7]}
 >>> [(b["segment_id"], b.get("from"), b["emerging_share"])
 ...  for b in drift_report(ev, ch, truth)["births"]]
 [(7, 3, 1.0), (8, None, 0.0)]

@@ -345,7 +345,7 @@ def lifecycle_events(model: SegmentModel, matching: Matching | None) -> list[Seg
     for old, new in sorted(matching.splits.items()):
         out.append(SegmentEvent(
             event_id=lifecycle_id("segment_split", v, old), kind="segment_split", model_version=v,
-            event_time=t, segment_ids=[old, *new], mapping={str(old): new},
+            event_time=t, segment_ids=[old, *(i for i in new if i != old)], mapping={str(old): new},
             names={str(i): names[str(i)] for i in new}))  # fmt: skip
     for old, into in sorted(matching.merges.items()):
         out.append(SegmentEvent(

@@ -88,7 +88,8 @@ def test_a_split_and_a_birth_are_published_with_their_mappings() -> None:
     events = {e.kind: e for e in lifecycle_events(model, m)}
     assert set(events) == {"model_published", "segment_split", "segment_born"}
     assert events["segment_split"].mapping == {"5": [5, 6]}
-    assert events["segment_split"].segment_ids == [5, 5, 6]
+    # the segments concerned, each once: the old id is also the first of the mapping's
+    assert events["segment_split"].segment_ids == [5, 6]
     assert events["segment_born"].segment_ids == [7] and events["segment_born"].names == {"7": "S7"}
     assert events["model_published"].segment_ids == [1, 5, 6, 7]
 
