@@ -7,9 +7,9 @@ Movement between segments is kept per day of event time for a recent window.
 
 Changes are at-least-once on the topic (a worker that crashes re-sends a batch's changes with the
 same deterministic ``event_id``): the last `RECENT_IDS` event ids are remembered and a repeat is
-not counted twice. An ``erased`` change makes the census forget its customer's earlier ids:
-nothing of an erased customer is kept, so one who comes back starts again at version 1, and the
-ids of their changes (`stream.core.outputs.change_id`) are those of their first life.
+not counted twice. A customer who comes back after an erasure starts again at version 1, under
+ids of their own (`stream.core.outputs.change_id` tells the lives apart), so they are counted
+again.
 
 >>> c = Census(window_days=7)
 >>> day = 86_400_000
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 
 from stream.core.features import DAY_MS
-from stream.core.outputs import change_id, parse_rfc3339_ms
+from stream.core.outputs import parse_rfc3339_ms
 
 RECENT_IDS = 100_000
 
@@ -82,13 +82,7 @@ class Census:
                 return None
             return int(x["segment_id"]), int(x["micro_segment_id"])
 
-        event_id = str(record["event_id"])
-        if record.get("reason") == "erased" and event_id not in self._seen:
-            # the customer's next change, if they come back, is version 1 again: same id
-            cid = str(record["customer_id"])
-            for version in range(1, int(str(record["version"]))):
-                self._seen.pop(change_id(cid, version), None)
-        self.add(event_id, ref(record.get("previous")),
+        self.add(str(record["event_id"]), ref(record.get("previous")),
                  ref(record.get("current")), parse_rfc3339_ms(str(record["event_time"])))  # fmt: skip
 
     def sizes(self) -> dict[int, int]:

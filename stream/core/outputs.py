@@ -5,12 +5,12 @@ Every record carries a deterministic ``event_id`` (the same change replayed gets
 so consumers can deduplicate an at-least-once stream.
 
 >>> ref = SegmentRef(segment_id=3, segment_name="Lapsed", micro_segment_id=11)
->>> ch = SegmentChange(event_id=change_id("c1", 1), customer_id="c1", version=1, previous=None,
+>>> ch = SegmentChange(event_id=change_id("c1", 0, 1), customer_id="c1", version=1, previous=None,
 ...                    current=ref, reason="new_customer", confidence=0.42, explanation=[],
 ...                    model_version=2, event_time=rfc3339_ms(0), emitted_at=rfc3339_ms(0),
 ...                    holdout=False)
 >>> ch.event_id, ch.current.segment_name, ch.event_time
-('b1b3005d9adfd3ce64b0a82aa9e63554', 'Lapsed', '1970-01-01T00:00:00.000Z')
+('679aa4b3ff31b079bb8eae411c98fa5d', 'Lapsed', '1970-01-01T00:00:00.000Z')
 """
 
 from __future__ import annotations
@@ -64,9 +64,15 @@ def _digest(*parts: str) -> str:
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
 
 
-def change_id(customer_id: str, version: int) -> str:
-    """The event id of a customer's ``version``-th segment change (deterministic)."""
-    return _digest("change", customer_id, str(version))
+def change_id(customer_id: str, first_ts: int, version: int) -> str:
+    """The event id of a customer's ``version``-th segment change (deterministic).
+
+    ``first_ts`` (the customer's first event time, ms) tells a customer's lives apart: nothing
+    of an erased customer is kept, so one who comes back counts their changes from 1 again, and
+    without it their changes had the ids of their first life's, which consumers that
+    deduplicate by id then dropped as re-sent.
+    """
+    return _digest("change", customer_id, str(first_ts), str(version))
 
 
 def lifecycle_id(kind: str, model_version: int, *ids: int | str) -> str:

@@ -189,7 +189,7 @@ class Segmenter:
             centroid = cm.centroids[cm.index[new.segment_id]]
             changes.append(
                 SegmentChange(
-                    event_id=change_id(cid, state.seg_version),
+                    event_id=change_id(cid, state.first_ts, state.seg_version),
                     customer_id=cid,
                     version=state.seg_version,
                     previous=previous,
@@ -280,7 +280,7 @@ class Segmenter:
         if not state.segment_id:
             return None
         return SegmentChange(
-            event_id=change_id(customer_id, state.seg_version + 1),
+            event_id=change_id(customer_id, state.first_ts, state.seg_version + 1),
             customer_id=customer_id,
             version=state.seg_version + 1,
             previous=self._ref(state.segment_id, state.micro_id),

@@ -203,12 +203,23 @@ def test_changes_are_deterministic_and_versioned() -> None:
     s = CustomerState(last_ts=0)
     [first] = seg.score([("cust-1", s, 0)])
     assert (first.version, first.reason, first.previous, first.event_id) == (
-        1, "new_customer", None, change_id("cust-1", 1))  # fmt: skip
+        1, "new_customer", None, change_id("cust-1", s.first_ts, 1))  # fmt: skip
     assert first.holdout == in_holdout("cust-1", 0.5)
     assert SegmentChange.model_validate_json(first.model_dump_json()) == first
     erased = seg.erased("cust-1", s, 5)
     assert erased is not None and erased.version == 2 and erased.current is None
     assert erased.previous == first.current and erased.explanation == []
+    # Erasure keeps nothing, so a customer who comes back counts from 1 again; their ids are
+    # their own, not those of their first life (consumers deduplicating by id dropped them).
+    back = CustomerState(first_ts=7 * DAY_MS, last_ts=7 * DAY_MS)
+    [again] = seg.score([("cust-1", back, 7 * DAY_MS)])
+    assert (again.version, again.reason) == (1, "new_customer")
+    assert again.event_id not in {first.event_id, erased.event_id}
+    replay = Segmenter(Scorer(margin=0.1, min_dwell_days=0), holdout_share=0.5)
+    replay.set_model(m)
+    [same] = replay.score([("cust-1", CustomerState(first_ts=7 * DAY_MS, last_ts=7 * DAY_MS),
+                            7 * DAY_MS)])  # fmt: skip
+    assert same.event_id == again.event_id  # the same change replayed: the same id
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.5])
