@@ -15,10 +15,20 @@ differences (e.g. "High-value app loyalists", "Coupon-driven occasional buyers",
 >>> z.update(share_web=0.9)
 >>> describe(z)["name"]
 'Lapsed web customers'
+
+Whether a segment stands for lapsed customers is the scorer's to say (`stream.core.space.
+lapsed_segments`: its centroid has gone 7 days or more without an event of its own). A segment
+that is merely quieter than the population, in a week where everyone is busy, is named "Quiet",
+with a reminder rather than a win-back offer, so a campaign never sends the win-back to
+customers the scorer does not count as lapsed:
+
+>>> describe(z, lapsed=False)["name"], describe(z, lapsed=False)["action"]
+('Quiet web customers', 'a reminder of what is new, no discount yet')
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from stream.core.features import NAMES
@@ -66,6 +76,8 @@ def _action(name: str, tier: str) -> str:
     lower = name.lower()
     if lower.startswith("lapsed"):
         return "win-back offer with a time limit"
+    if lower.startswith("quiet"):
+        return "a reminder of what is new, no discount yet"
     if "cart abandoners" in lower:
         return "cart reminder within a day"
     if "coupon-driven" in lower:
@@ -79,15 +91,24 @@ def _action(name: str, tier: str) -> str:
     return "nurture with the regular programme"
 
 
-def describe(z: dict[str, float]) -> dict[str, Any]:
-    """Name, traits, value tier and suggested action of a centroid given as feature → z-score."""
+def describe(z: dict[str, float], lapsed: bool | None = None) -> dict[str, Any]:
+    """Name, traits, value tier and suggested action of a centroid given as feature → z-score.
+
+    ``lapsed``: whether the scorer counts the segment as lapsed customers; None: judged from the
+    z-scores alone (far more recent silence than the population, less activity).
+    """
     tier = _tier(z)
     activity = z["sessions_30d"] + z["purchases_30d"] + z["email_open_rate_30d"]
     chans = [(z[f], word) for f, word in _CHANNELS if z[f] > NOTABLE]
-    if z["recency_activity_days"] > STRONG and activity < 0:
+    quiet = z["recency_activity_days"] > STRONG and activity < 0
+    if lapsed is None:
+        lapsed = quiet
+    if lapsed:
         # A channel still tells lapsed customers apart (a churn wave from one channel may
         # form a segment of its own): the win-back goes out where they used to come.
         name = f"Lapsed {max(chans)[1]} customers" if chans else "Lapsed"
+    elif quiet:
+        name = f"Quiet {max(chans)[1]} customers" if chans else "Quiet customers"
     else:
         parts = []
         if tier == "high":
@@ -114,9 +135,16 @@ def describe(z: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def name_segments(centroids: list[list[float]], ids: list[int]) -> list[dict[str, Any]]:
-    """Describe every segment; duplicate names get a number suffix in id order."""
-    out = [describe(dict(zip(NAMES, c, strict=True))) for c in centroids]
+def name_segments(
+    centroids: list[list[float]], ids: list[int], lapsed: Sequence[bool] | None = None
+) -> list[dict[str, Any]]:
+    """Describe every segment (``lapsed``: which ones the scorer counts as lapsed customers, see
+    `describe`); duplicate names get a number suffix in id order."""
+    flags: Sequence[bool | None] = [None] * len(centroids) if lapsed is None else lapsed
+    out = [
+        describe(dict(zip(NAMES, c, strict=True)), flag)
+        for c, flag in zip(centroids, flags, strict=True)
+    ]
     seen: dict[str, int] = {}
     for _, d in sorted(zip(ids, out, strict=True), key=lambda p: p[0]):
         n = seen.get(d["name"], 0) + 1

@@ -27,11 +27,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from stream.core.features import NAMES
 from stream.core.identity import Matching, match_segments, transfer_matrix
 from stream.core.kmeans import best_kmeans
 from stream.core.model import MicroSegment, Segment, SegmentModel
 from stream.core.naming import name_segments
 from stream.core.scaler import rescaled
+from stream.core.space import lapsed_segments
 
 Array = NDArray[np.float64]
 
@@ -111,7 +113,11 @@ def next_version(
         micro_ids, next_micro = _micro_ids(old_seg, sub_c, next_micro, match_distance)
         micro = [MicroSegment(mid, mc.tolist()) for mid, mc in zip(micro_ids, sub_c, strict=True)]
         segments.append(Segment(ids[j], "", c.tolist(), micro, weight=float(weights[mask].sum())))
-    for seg, d in zip(segments, name_segments([s.centroid for s in segments], ids), strict=True):
+    centroid_list = [s.centroid for s in segments]
+    grid = np.asarray(centroid_list, dtype=np.float64).reshape(len(centroid_list), len(NAMES))
+    lapsed = lapsed_segments(grid, mean.tolist(), std.tolist(), NAMES)
+    named = name_segments(centroid_list, ids, [bool(x) for x in lapsed])
+    for seg, d in zip(segments, named, strict=True):
         seg.name, seg.traits, seg.value_tier, seg.action = (
             d["name"],
             d["traits"],
