@@ -111,7 +111,8 @@ class SegmentChange(BaseModel):
     event_id: str
     customer_id: str
     version: int
-    """Per customer, 1 for the first assignment, then +1 per change (monotonic)."""
+    """Per customer, 1 for the first assignment, then +1 per change (monotonic); 1 again after
+    an ``erased`` change (nothing of an erased customer is kept)."""
     previous: SegmentRef | None
     current: SegmentRef | None
     """None only for ``erased``."""
@@ -158,7 +159,8 @@ class SegmentEvent(BaseModel):
     segment_ids: list[int]
     """The segments concerned (all live segments for ``model_published``)."""
     mapping: dict[str, list[int]] = {}
-    """Old segment id → new segment ids, for splits (old → [old, new…]) and merges (old → [into])."""
+    """Old segment id → new segment ids, for splits (old → [old, new…]) and merges (old → [into]).
+    It describes segments and moves nobody: customers move by their own ``segment-changes``."""
     names: dict[str, str] = {}
     """Segment id → name (for ``model_published`` and ``segment_born``)."""
     detail: str = ""
