@@ -52,14 +52,14 @@ check: install
 # on workers more than they compute (1.1 of the 2 cores busy): 8 min 32 s one at a time, 4 min
 # 8 s so, measured in the same hour; a third process gained nothing (the bench run slowed).
 test: check promtool
-	$(BIN)/python -m pytest -n 2 tests/unit stream
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/integration
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests/unit stream
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests/integration
 
 unit: install promtool
 	$(BIN)/python -m pytest tests/unit stream/core
 
 integration: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests/integration
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests/integration
 
 bench: install
 	$(BIN)/microseg bench
