@@ -216,7 +216,7 @@ def build_app(settings: Settings, bootstrap: list[str], tansu: bool = False) -> 
         feature_samples_topic=feature_samples_topic,
         erasure_topic=app.topic(topics.erasure_topic(settings), **raw),
         model_feed=ModelFeed(settings, assigner, metrics, bootstrap, tansu),
-        change_feed=ChangeFeed(settings, metrics, bootstrap),
+        change_feed=ChangeFeed(settings, metrics, bootstrap, tansu),
         outbox=Outbox(app, deliveries),
     )
     if settings.align_max_wait_s > 0:

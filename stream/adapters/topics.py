@@ -79,12 +79,18 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_segment_model, 1, compact),
         TopicSpec(settings.topic_feature_samples, 1, {}),
         TopicSpec(erasure_topic(settings), p, {}),
+        TopicSpec(census_topic(settings), 1, {**compact, "max.message.bytes": big}),
     ]
 
 
 def erasure_topic(settings: Settings) -> str:
     """The internal topic of erasure requests (key: customer id; co-partitioned with inputs)."""
     return f"{settings.app_id}-erasures"
+
+
+def census_topic(settings: Settings) -> str:
+    """The internal, compacted topic of the segment-size checkpoints (`stream.adapters.census`)."""
+    return f"{settings.app_id}-census"
 
 
 class _LoggedErrors(logging.Handler):

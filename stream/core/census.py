@@ -19,16 +19,31 @@ again.
 >>> c.add("e3", (1, 12), (2, 21), 3 * day)  # a redelivered change
 >>> c.sizes(), c.micro_sizes()[21], c.movement(2)
 ({1: 1, 2: 1}, 1, {'window_days': 7, 'in': {'1': 1}, 'out': {}})
+
+A census is kept as a checkpoint with the topic positions it covers (`checkpoint`, `restore`), so
+a worker starting later reads ``segment-changes`` from there, not from a beginning that the
+topic's retention may have dropped:
+
+>>> again, positions = Census.restore(c.checkpoint({0: 3}))
+>>> again.sizes(), again.movement(2)["in"], positions
+({1: 1, 2: 1}, {'1': 1}, {0: 3})
+>>> again.add("e3", (1, 12), (2, 21), 3 * day); again.changes  # still known as counted
+3
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, OrderedDict
 
 from stream.core.features import DAY_MS
 from stream.core.outputs import parse_rfc3339_ms
 
 RECENT_IDS = 100_000
+CHECKPOINT_IDS = 5_000
+"""Event ids a checkpoint remembers: a change re-sent after a crash comes seconds after the first
+copy, so a census restored from a checkpoint still counts it once."""
+CHECKPOINT_ENCODING = 1
 
 Ref = tuple[int, int]
 """(segment id, micro-segment id)."""
@@ -84,6 +99,43 @@ class Census:
 
         self.add(str(record["event_id"]), ref(record.get("previous")),
                  ref(record.get("current")), parse_rfc3339_ms(str(record["event_time"])))  # fmt: skip
+
+    def checkpoint(self, positions: dict[int, int]) -> bytes:
+        """The census as canonical JSON, with the ``segment-changes`` positions (partition → next
+        offset) it has counted up to; `restore` reads it."""
+        moves = {str(d): sorted([a, b, n] for (a, b), n in m.items())
+                 for d, m in sorted(self._moves.items())}  # fmt: skip
+        body = {
+            "encoding": CHECKPOINT_ENCODING,
+            "window_days": self.window_days,
+            "sizes": {str(k): v for k, v in sorted(self._sizes.items()) if v},
+            "micro": {str(k): v for k, v in sorted(self._micro.items()) if v},
+            "moves": moves,
+            "newest_day": self.newest_day,
+            "changes": self.changes,
+            "recent_ids": list(self._seen)[-CHECKPOINT_IDS:],
+            "positions": {str(p): o for p, o in sorted(positions.items())},
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def restore(cls, data: bytes) -> tuple[Census, dict[int, int]]:
+        """A census and its positions from a `checkpoint`; ValueError if ``data`` is not one."""
+        try:
+            body = json.loads(data)
+            if body["encoding"] != CHECKPOINT_ENCODING:
+                raise ValueError(f"checkpoint encoding {body['encoding']!r}")
+            c = cls(int(body["window_days"]))
+            c._sizes.update({int(k): int(v) for k, v in body["sizes"].items()})
+            c._micro.update({int(k): int(v) for k, v in body["micro"].items()})
+            for day, moves in body["moves"].items():
+                c._moves[int(day)] = Counter({(int(a), int(b)): int(n) for a, b, n in moves})
+            c.newest_day, c.changes = int(body["newest_day"]), int(body["changes"])
+            c._seen.update(dict.fromkeys(str(i) for i in body["recent_ids"]))
+            positions = {int(p): int(o) for p, o in body["positions"].items()}
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a census checkpoint: {exc}") from None
+        return c, positions
 
     def sizes(self) -> dict[int, int]:
         """Members per segment (segments with members)."""

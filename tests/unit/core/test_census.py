@@ -53,3 +53,44 @@ def test_re_sent_changes_are_still_counted_once() -> None:
     c.add_record(erased)  # a late copy of the erasure forgets nothing of the new life
     c.add_record(back)
     assert c.sizes() == {4: 1} and c.changes == 3
+
+
+def test_a_census_restored_from_a_checkpoint_goes_on_as_the_one_that_read_everything() -> None:
+    import random
+
+    rng = random.Random(7)
+    records, where = [], {}
+    for i in range(2_000):
+        cid = f"c{rng.randrange(300)}"
+        version = where.get(cid, (0, None))[0] + 1
+        previous = where.get(cid, (0, None))[1]
+        current = rng.choice([1, 2, 3, 4])
+        where[cid] = (version, current)
+        records.append(change(cid, version, previous, current, i * DAY // 50,
+                              "new_customer" if previous is None else "behaviour"))  # fmt: skip
+    records.insert(1_500, records[1_490])  # re-sent after a crash, across the checkpoint
+    whole, first = Census(), Census()
+    for r in records:
+        whole.add_record(r)
+    for r in records[:1_495]:
+        first.add_record(r)
+    later, positions = Census.restore(first.checkpoint({0: 1_495, 1: 7}))
+    assert positions == {0: 1_495, 1: 7}
+    for r in records[1_495:]:
+        later.add_record(r)
+    assert later.sizes() == whole.sizes() and later.micro_sizes() == whole.micro_sizes()
+    assert later.changes == whole.changes == 2_000
+    for s in (1, 2, 3, 4):
+        assert later.movement(s) == whole.movement(s)
+    assert later.checkpoint({}) == whole.checkpoint({})
+
+
+def test_a_checkpoint_of_another_encoding_or_none_is_refused() -> None:
+    import json
+
+    import pytest
+
+    body = json.loads(Census().checkpoint({}))
+    for bad in (b"{", b"[]", json.dumps({**body, "encoding": 2}).encode()):
+        with pytest.raises(ValueError, match="not a census checkpoint"):
+            Census.restore(bad)
