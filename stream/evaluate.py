@@ -70,7 +70,7 @@ def run_evaluate(
     answer = read_truth(truth)
     settings = Settings.load(**({"segments": segments} if segments else {}))
     switches = active_switches(answer) if oracle else None
-    report = run_offline(events, out, settings, switches=switches)
+    report = run_offline(events, out, settings, switches=switches, keep=[truth])
     changes = [json.loads(line) for line in (out / "segment-changes.jsonl").open("rb")]
     features = {}
     for line in (out / "features.jsonl").open("rb"):

@@ -11,7 +11,7 @@ import gc
 import gzip
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import chain, count, repeat
 from pathlib import Path
@@ -167,6 +167,7 @@ def run_offline(
     filters: dict[str, Any] | None = None,
     switches: Mapping[str, int] | None = None,
     progress: Progress | None = None,
+    keep: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Replay files through the core in-process (no broker); write outputs to ``out``.
 
@@ -176,7 +177,8 @@ def run_offline(
     ``inputs`` then names them in the report, and ``filters`` records the filter that made them.
     ``switches`` (customer id → switch time, from a simulation's truth) lets the scorer see those
     customers as if their history began at their switch (`stream.core.oracle`: evaluation only).
-    ``progress`` draws the lines read, then a second bar of the events applied.
+    ``progress`` draws the lines read, then a second bar of the events applied. No output
+    overwrites one of ``paths`` or of ``keep`` (other inputs of the caller, e.g. a truth file).
     """
     from stream.core.engine import Engine, Stage
     from stream.core.ingest import Ingest
@@ -235,7 +237,7 @@ def run_offline(
             runs.close()
         if gc_was_enabled:
             gc.enable()
-    inputs_here = {p.resolve() for p in paths}
+    inputs_here = {p.resolve() for p in [*paths, *keep]}
     if clobbered := sorted(name for name in files if (out / name).resolve() in inputs_here):
         raise ReplayError(
             f"--out {out} would overwrite the input {', '.join(clobbered)} with an output of the "

@@ -187,6 +187,8 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                             "end": "2025-01-13T00:00:00+00:00", "emerge_day": 4},
              "customers": [{"customer_id": "c-1", "persona_end": "p"}]}  # fmt: skip
     (tmp_path / "truth.json").write_text(json.dumps(truth))
+    (tmp_path / "run").mkdir()  # a truth file kept where a replay writes its report
+    (tmp_path / "run" / "report.json").write_text(json.dumps(truth))
     (tmp_path / "badrun").mkdir()
     (tmp_path / "badrun" / "report.json").write_text("garbage\n")
     monkeypatch.chdir(tmp_path)
@@ -222,6 +224,8 @@ def hostile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
          "no customer of --truth truth.json has an event in empty.jsonl"),
         ("evaluate adir/evaluation.json --truth truth.json --out adir",
          "--out adir would overwrite the input evaluation.json with the evaluation"),
+        ("evaluate empty.jsonl --truth run/report.json --out run",
+         "--out run would overwrite the input report.json with an output of the same name"),
         ("evaluate trunc.jsonl.gz --truth truth.json --out o",
          "cannot read trunc.jsonl.gz: Compressed file ended before the end-of-stream marker was "
          "reached (a truncated or damaged gzip file: write or copy it again)"),
