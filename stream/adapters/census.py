@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from stream.adapters.metrics import Metrics
-from stream.adapters.topics import census_topic
+from stream.adapters.topics import census_topic, end_offset
 from stream.config import Settings
 from stream.core.census import Census
 
@@ -130,12 +130,7 @@ class ChangeFeed:
 
         tp = TopicPartition(census_topic(self.settings), 0)
         consumer.assign([tp])
-        if self.tansu:
-            from stream.adapters.tansu_compat import true_end_offsets
-
-            end = (await true_end_offsets(self.bootstrap, [tp]))[tp]
-        else:
-            end = int((await consumer.end_offsets([tp]))[tp])
+        end = await end_offset(consumer, tp, self.bootstrap, self.tansu)
         await consumer.seek_to_beginning(tp)
         newest: bytes | None = None
         deadline = time.monotonic() + 30.0

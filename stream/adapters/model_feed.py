@@ -101,7 +101,7 @@ class ModelFeed:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.structs import TopicPartition
 
-        from stream.adapters.topics import aiokafka_security
+        from stream.adapters.topics import aiokafka_security, end_offset
 
         settings = self.settings
         tp = TopicPartition(settings.topic_segment_model, 0)
@@ -117,7 +117,7 @@ class ModelFeed:
         try:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
-            end = await self._end_offset(consumer, tp)
+            end = await end_offset(consumer, tp, self.bootstrap, self.tansu)
             if end <= 0:
                 self.caught_up.set()
             while True:
@@ -128,13 +128,6 @@ class ModelFeed:
                     self.caught_up.set()
         finally:
             await consumer.stop()
-
-    async def _end_offset(self, consumer: Any, tp: Any) -> int:
-        if self.tansu:
-            from stream.adapters.tansu_compat import true_end_offsets
-
-            return (await true_end_offsets(self.bootstrap, [tp]))[tp]
-        return int((await consumer.end_offsets([tp]))[tp])
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:

@@ -88,6 +88,17 @@ def erasure_topic(settings: Settings) -> str:
     return f"{settings.app_id}-erasures"
 
 
+async def end_offset(consumer: Any, tp: Any, bootstrap: list[str], tansu: bool) -> int:
+    """Where ``tp`` ends, for a reader outside the group that must know when it has read all of
+    it: the aiokafka ``consumer``'s answer, or on the embedded broker (whose ListOffsets falls
+    short) `stream.adapters.tansu_compat.true_end_offsets`."""
+    if tansu:
+        from stream.adapters.tansu_compat import true_end_offsets
+
+        return (await true_end_offsets(bootstrap, [tp]))[tp]
+    return int((await consumer.end_offsets([tp]))[tp])
+
+
 def census_topic(settings: Settings) -> str:
     """The internal, compacted topic of the segment-size checkpoints (`stream.adapters.census`)."""
     return f"{settings.app_id}-census"
