@@ -87,8 +87,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
     out: Path = args.dir
     if args.check:  # a check only reads
-        if out.exists() and not out.is_dir():
-            raise MicrosegError(f"--dir {out} is a file, not a directory: give a directory")
+        paths.no_file(out, "--dir")
     else:
         paths.output_dir(out, "--dir")
         out.mkdir(parents=True, exist_ok=True)

@@ -33,10 +33,15 @@ def input_file(path: Path, what: str) -> None:
         raise ConfigError(f"{what} {path} cannot be read (permission denied)")
 
 
-def output_dir(path: Path, what: str) -> None:
-    """``path`` is, or can be created as, a directory this process may write in."""
+def no_file(path: Path, what: str) -> None:
+    """``path``, if it exists, is a directory."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{what} {path} is a file, not a directory: give a directory")
+
+
+def output_dir(path: Path, what: str) -> None:
+    """``path`` is, or can be created as, a directory this process may write in."""
+    no_file(path, what)
     _writable(path, what)
 
 
